@@ -1,0 +1,105 @@
+/*
+ * disk.h -- the handle behind the public API and the interface every format
+ * (raw, VHD, later VHDX) implements.
+ *
+ * The generic layer (disk.c) checks bounds and read-only state, then calls
+ * the format.  A format reads its own layer; where a range is not stored in
+ * it, it calls disk_read_parent(), which recurses down the chain.
+ */
+#ifndef LIBVHD_DISK_H
+#define LIBVHD_DISK_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "libvhd.h"
+
+/* What a format reports for one range of its own layer. */
+enum layer_extent {
+	LAYER_DATA,		/* stored in this layer */
+	LAYER_ZERO,		/* reads as zeros */
+	LAYER_PARENT,		/* comes from the parent */
+};
+
+typedef int (*layer_extent_fn)(void *opaque, uint64_t off, uint64_t len,
+			       enum layer_extent what);
+
+struct vhd_format_ops {
+	const char *name;
+	/* Ranges are inside the disk (checked by disk.c). */
+	ssize_t (*pread)(vhd_disk *d, void *buf, size_t len, uint64_t off);
+	ssize_t (*pwrite)(vhd_disk *d, const void *buf, size_t len,
+			  uint64_t off);
+	int (*flush)(vhd_disk *d);
+	int (*discard)(vhd_disk *d, uint64_t off, uint64_t len);
+	int (*zero)(vhd_disk *d, uint64_t off, uint64_t len);
+	int (*extents)(vhd_disk *d, uint64_t off, uint64_t len,
+		       layer_extent_fn fn, void *opaque);
+	int (*info)(vhd_disk *d, struct vhd_info *info);
+	/* Release format state; the flush has been done by disk.c. */
+	int (*close)(vhd_disk *d);
+};
+
+/* Identity of every file opened along a chain, for cycle detection. */
+struct chain_ctx {
+	unsigned depth;
+	uint64_t dev[VHD_MAX_CHAIN_DEPTH + 2];
+	uint64_t ino[VHD_MAX_CHAIN_DEPTH + 2];
+	struct vhd_open_opts opts;	/* as given to vhd_open */
+	unsigned flags;
+	/* vhd_check: findings of a tolerant open of the top layer */
+	void (*report)(void *opaque, enum vhd_check_severity sev,
+		       const char *msg);
+	void *report_opaque;
+};
+
+struct vhd_disk {
+	const struct vhd_format_ops *ops;
+	void *priv;			/* format state */
+	struct vhd_io *io;		/* the image file */
+	char *path;
+	uint64_t size;			/* virtual size in bytes */
+	unsigned flags;			/* VHD_OPEN_* */
+	bool read_only;
+	vhd_disk *parent;		/* owned */
+	char *parent_path;		/* resolved, owned */
+	unsigned depth;			/* layers below this one */
+	pthread_mutex_t err_lock;
+	char errmsg[1024];
+};
+
+/* Record "PATH: message" as @d's (or, for NULL, the thread's) last error and
+ * return @err, so callers can `return disk_error(d, rc, "...")`. */
+int disk_error(vhd_disk *d, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int disk_verror(vhd_disk *d, int err, const char *fmt, va_list ap);
+/* Thread error for failures before a handle exists. */
+int path_error(const char *path, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+vhd_disk *disk_alloc(const char *path, struct vhd_io *io, unsigned flags);
+void disk_free(vhd_disk *d);
+
+/* Read [off, off+len) of the parent chain below @d (zeros past the parent's
+ * end, or without a parent). */
+int disk_read_parent(vhd_disk *d, void *buf, size_t len, uint64_t off);
+
+/* Format entry points. */
+int raw_open(vhd_disk *d);
+int vhd_image_open(vhd_disk *d, struct chain_ctx *ctx);
+int vhd_image_create(const char *path, const struct vhd_create_opts *o);
+
+/* Open a layer of a chain (used for parents); fills ctx identities. */
+int disk_open_layer(const char *path, unsigned flags, struct chain_ctx *ctx,
+		    vhd_disk **out);
+
+/* Sniff the format of an opened file. */
+int disk_detect_format(struct vhd_io *io, enum vhd_format *fmt);
+
+static inline const struct vhd_io_factory *opts_io(const struct vhd_open_opts *o)
+{
+	return o && o->io ? o->io : vhd_io_posix();
+}
+
+#endif /* LIBVHD_DISK_H */

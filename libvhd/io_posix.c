@@ -1,0 +1,235 @@
+/*
+ * io_posix.c -- the default I/O backend: POSIX files and block devices.
+ *
+ * Locking: every image is flock(2)ed, shared for read-only and exclusive for
+ * read-write opens, so a second writer (or a writer while a reader has the
+ * image, e.g. a parent under a running child) gets -EBUSY instead of silently
+ * corrupting the file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "libvhd.h"
+#include "io.h"
+
+struct posix_io {
+	struct vhd_io base;
+	int fd;
+	int is_blk;
+};
+
+static int posix_fd(struct vhd_io *io)
+{
+	return ((struct posix_io *)io)->fd;
+}
+
+static ssize_t posix_pread(struct vhd_io *io, void *buf, size_t len,
+			   uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(posix_fd(io), (char *)buf + done, len - done,
+				  (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+static ssize_t posix_pwrite(struct vhd_io *io, const void *buf, size_t len,
+			    uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(posix_fd(io), (const char *)buf + done,
+				   len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ENOSPC;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+static int posix_flush(struct vhd_io *io)
+{
+	return fdatasync(posix_fd(io)) < 0 ? -errno : 0;
+}
+
+static int posix_get_size(struct vhd_io *io, uint64_t *size)
+{
+	struct posix_io *p = (struct posix_io *)io;
+	struct stat st;
+
+	if (p->is_blk)
+		return ioctl(p->fd, BLKGETSIZE64, size) < 0 ? -errno : 0;
+	if (fstat(p->fd, &st) < 0)
+		return -errno;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int posix_truncate(struct vhd_io *io, uint64_t size)
+{
+	if (((struct posix_io *)io)->is_blk)
+		return -EINVAL;
+	return ftruncate(posix_fd(io), (off_t)size) < 0 ? -errno : 0;
+}
+
+static int posix_punch(struct vhd_io *io, uint64_t off, uint64_t len)
+{
+	struct posix_io *p = (struct posix_io *)io;
+
+	if (p->is_blk) {
+		uint64_t range[2] = { off, len };
+		return ioctl(p->fd, BLKZEROOUT, range) < 0 ? -errno : 0;
+	}
+	if (fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
+static int posix_next_data(struct vhd_io *io, uint64_t off, uint64_t *data,
+			   uint64_t *data_end)
+{
+	struct posix_io *p = (struct posix_io *)io;
+	uint64_t size;
+	off_t d, h;
+	int rc = posix_get_size(io, &size);
+
+	if (rc < 0)
+		return rc;
+	if (off >= size || p->is_blk) {
+		*data = off >= size ? size : off;
+		*data_end = size;
+		return 0;
+	}
+	d = lseek(p->fd, (off_t)off, SEEK_DATA);
+	if (d < 0) {
+		if (errno == ENXIO) {
+			*data = *data_end = size;
+			return 0;
+		}
+		/* No SEEK_DATA support: everything is data. */
+		*data = off;
+		*data_end = size;
+		return 0;
+	}
+	h = lseek(p->fd, d, SEEK_HOLE);
+	*data = (uint64_t)d;
+	*data_end = h < 0 ? size : (uint64_t)h;
+	return 0;
+}
+
+static int posix_identity(struct vhd_io *io, uint64_t *dev, uint64_t *ino)
+{
+	struct stat st;
+
+	if (fstat(posix_fd(io), &st) < 0)
+		return -errno;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
+static void posix_close(struct vhd_io *io)
+{
+	close(posix_fd(io));
+	free(io);
+}
+
+static const struct vhd_io_ops posix_ops = {
+	.pread = posix_pread,
+	.pwrite = posix_pwrite,
+	.flush = posix_flush,
+	.get_size = posix_get_size,
+	.truncate = posix_truncate,
+	.close = posix_close,
+	.punch = posix_punch,
+	.next_data = posix_next_data,
+	.identity = posix_identity,
+};
+
+static int posix_open(const struct vhd_io_factory *f, const char *path,
+		      unsigned flags, struct vhd_io **out)
+{
+	int oflags = O_CLOEXEC;
+	struct posix_io *p;
+	struct stat st;
+	int fd, rc;
+
+	(void)f;
+	oflags |= (flags & (VHD_IO_RDWR | VHD_IO_CREATE)) ? O_RDWR : O_RDONLY;
+	if (flags & VHD_IO_CREATE)
+		oflags |= O_CREAT | O_EXCL;
+	if (flags & VHD_IO_DIRECT)
+		oflags |= O_DIRECT;
+	fd = open(path, oflags, 0644);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		rc = -EISDIR;
+		goto out_close;
+	}
+	if (!(flags & VHD_IO_NOLOCK) && !S_ISBLK(st.st_mode)) {
+		int op = (oflags & O_RDWR) ? LOCK_EX : LOCK_SH;
+		if (flock(fd, op | LOCK_NB) < 0) {
+			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			goto out_close;
+		}
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	p->base.ops = &posix_ops;
+	p->fd = fd;
+	p->is_blk = S_ISBLK(st.st_mode);
+	*out = &p->base;
+	return 0;
+
+out_close:
+	close(fd);
+	return rc;
+}
+
+static int posix_remove(const struct vhd_io_factory *f, const char *path)
+{
+	(void)f;
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+static const struct vhd_io_factory posix_factory = {
+	.open = posix_open,
+	.remove = posix_remove,
+};
+
+const struct vhd_io_factory *vhd_io_posix(void)
+{
+	return &posix_factory;
+}

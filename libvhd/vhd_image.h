@@ -1,0 +1,121 @@
+/*
+ * vhd_image.h -- in-memory state of an opened VHD (fixed, dynamic, diff).
+ *
+ * Invariants (docs/crash-safety.md gives the argument):
+ *  I1  The footer at EOF is always valid.  New blocks are only placed below
+ *      a footer that is already durable: space is reserved by writing the
+ *      footer further out and syncing ("reservation"), then handed out
+ *      block by block without further syncs.
+ *  I2  A BAT entry reaches the disk only after the block's initial bitmap
+ *      (all zeros for differencing disks, all ones for dynamic disks, whose
+ *      fresh data area reads as zeros) is durable.
+ *  I3  A sector bit reaches the disk only after its data is durable: bits
+ *      set in memory are snapshotted at flush, then data is synced, then the
+ *      bitmaps and BAT sectors are written, then synced again.
+ *  I4  Space between the last block and the footer that an earlier session
+ *      reserved but never referenced may hold stale data; it is zeroed
+ *      before reuse, so a dynamic block's all-ones bitmap never exposes it.
+ *
+ * Locking: bat[] entries and bitmap bytes are read with atomic loads and no
+ * lock.  meta_lock serializes allocation and dirty tracking; flush_lock
+ * serializes flushes; a per-block stripe lock serializes writes that change
+ * a block's bitmap or need a read-modify-write of a partial sector.
+ */
+#ifndef LIBVHD_VHD_IMAGE_H
+#define LIBVHD_VHD_IMAGE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "disk.h"
+#include "vhd_codec.h"
+
+#define VHD_STRIPES 64
+
+/* Sentinel in bitmaps[]: the block's bitmap is all ones. */
+extern uint8_t vhd_full_bitmap_marker;
+#define BITMAP_FULL (&vhd_full_bitmap_marker)
+
+struct vhd_image {
+	struct vhd_footer footer;
+	struct vhd_header header;
+	uint32_t type;			/* VHD_TYPE_* */
+	uint32_t footer_len;		/* 512, or 511 for old Virtual PC */
+	const char *size_source;
+	char *parent_name;		/* UTF-8, from the header */
+
+	/* dynamic / differencing */
+	uint32_t block_size;
+	uint32_t block_shift;		/* log2(block_size) */
+	uint32_t bitmap_size;		/* bytes, padded to 512 */
+	uint32_t nblocks;		/* blocks covering the virtual size */
+	uint32_t max_entries;
+	uint32_t *bat;			/* host order; atomic access */
+	uint8_t **bitmaps;		/* per block: NULL unloaded, FULL, or bytes */
+	uint32_t allocated;
+
+	/* dirty state, under meta_lock */
+	uint8_t *bat_dirty;		/* per BAT sector */
+	uint32_t *bat_dirty_list;
+	uint32_t nbat_dirty;
+	uint8_t *bm_dirty;		/* per block */
+	uint32_t *bm_dirty_list;
+	uint32_t nbm_dirty;
+
+	/* allocation */
+	uint64_t next_block;		/* byte offset of the next new block */
+	uint64_t footer_pos;		/* byte offset of the footer at EOF */
+	uint64_t meta_end;		/* end of header, BAT and locators */
+
+	bool unsafe;			/* VHD_OPEN_UNSAFE */
+	pthread_mutex_t meta_lock;
+	pthread_mutex_t flush_lock;
+	pthread_mutex_t stripe[VHD_STRIPES];
+
+	/* problems found by a tolerant open, reported by check */
+	void (*report)(void *opaque, enum vhd_check_severity sev,
+		       const char *msg);
+	void *report_opaque;
+};
+
+static inline struct vhd_image *IMG(vhd_disk *d)
+{
+	return d->priv;
+}
+
+static inline uint64_t block_total(const struct vhd_image *v)
+{
+	return (uint64_t)v->bitmap_size + v->block_size;
+}
+
+static inline uint32_t bat_get(const struct vhd_image *v, uint32_t i)
+{
+	return __atomic_load_n(&v->bat[i], __ATOMIC_ACQUIRE);
+}
+
+/* vhd_open.c */
+int vhd_problem(vhd_disk *d, enum vhd_check_severity sev, int err,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void vhd_image_free(struct vhd_image *v);
+
+/* vhd_meta.c: allocation, bitmaps, flush, close */
+int vhd_get_bitmap(vhd_disk *d, uint32_t block, uint8_t **out);
+int vhd_alloc_block(vhd_disk *d, uint32_t block, uint32_t *entry);
+void vhd_mark_bits(vhd_disk *d, uint32_t block, uint32_t s0, uint32_t s1);
+int vhd_unmap_block(vhd_disk *d, uint32_t block);
+int vhd_meta_flush(vhd_disk *d);
+int vhd_meta_close(vhd_disk *d);
+int vhd_prepare_writes(vhd_disk *d);
+
+/* vhd_rw.c */
+extern const struct vhd_format_ops vhd_fixed_ops, vhd_sparse_ops;
+
+/* vhd_parent.c */
+int vhd_resolve_parent(vhd_disk *d, struct chain_ctx *ctx);
+
+/* shared helpers from raw.c */
+int write_zeros(vhd_disk *d, struct vhd_io *io, uint64_t off, uint64_t len);
+int file_extents(vhd_disk *d, uint64_t base, uint64_t off, uint64_t len,
+		 layer_extent_fn fn, void *opaque);
+
+#endif /* LIBVHD_VHD_IMAGE_H */

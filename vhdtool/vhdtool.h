@@ -1,0 +1,63 @@
+/*
+ * vhdtool.h -- shared helpers of the vhdtool verbs (one file per verb).
+ */
+#ifndef VHDTOOL_H
+#define VHDTOOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "libvhd.h"
+
+/* Exit codes: like fsck for check, 0/1 for compare, 2 for usage errors. */
+#define EXIT_OK       0
+#define EXIT_PROBLEMS 1
+#define EXIT_USAGE    2
+#define EXIT_FAIL     1
+
+struct verb {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+	const char *usage;
+};
+
+extern const struct verb verb_create, verb_info, verb_check, verb_convert,
+	verb_snapshot;
+
+/* "vhdtool: " + message + newline on stderr; returns EXIT_FAIL. */
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The library's last error for @d (NULL: thread), printed as one line. */
+int fail_lib(const vhd_disk *d, int rc);
+/* Usage error for @v: message plus "try vhdtool VERB --help". */
+int usage_error(const struct verb *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void print_usage(const struct verb *v, FILE *out);
+
+/* Sizes: digits with an optional K, M, G, T (powers of 1024) suffix, an
+ * optional trailing "B" or "iB".  Returns 0 or -EINVAL. */
+int parse_size(const char *s, uint64_t *out);
+void format_size(uint64_t bytes, char *buf, size_t len);
+
+/* Formats and types by name. */
+int parse_format(const char *s, enum vhd_format *f);
+int parse_type(const char *s, enum vhd_type *t);
+const char *format_name(enum vhd_format f);
+const char *type_name(enum vhd_type t);
+
+/* JSON string literal (with quotes) of @s on @out. */
+void json_string(FILE *out, const char *s);
+
+/* Progress bar on stderr when it is a TTY and enabled. */
+struct progress {
+	bool enabled;
+	const char *label;
+	double start, last;
+};
+void progress_init(struct progress *p, bool enabled, const char *label);
+int progress_update(void *opaque, uint64_t done, uint64_t total);
+void progress_finish(struct progress *p, uint64_t total);
+double now_seconds(void);
+
+#endif /* VHDTOOL_H */
