@@ -236,7 +236,7 @@ static int cs_flush(struct vhd_io *io)
 {
 	struct cs_io *c = (struct cs_io *)io;
 	struct cs_file *f = c->f;
-	size_t cap;
+	uint8_t *dur;
 	int rc = 0;
 
 	pthread_mutex_lock(&c->cs->lock);
@@ -244,13 +244,14 @@ static int cs_flush(struct vhd_io *io)
 		rc = -EIO;
 		goto out;
 	}
+	dur = malloc(f->cur_size ? f->cur_size : 1);
+	if (!dur) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	memcpy(dur, f->cur, f->cur_size);
 	free(f->dur);
-	f->dur = NULL;
-	cap = 0;
-	rc = set_size(&f->dur, &cap, &f->dur_size, 0);
-	if (rc == 0)
-		rc = write_into(&f->dur, &cap, &f->dur_size, f->cur,
-				(size_t)f->cur_size, 0);
+	f->dur = dur;
 	f->dur_size = f->cur_size;
 	clear_ops(f);
 out:

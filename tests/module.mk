@@ -21,3 +21,11 @@ tests/fuzz/fuzz_open: tests/fuzz/fuzz_open.c $(LIBVHD_SRCS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(CPPFLAGS) -Ilibvhd -o $@ $^ $(LIBVHD_LIBS)
 
 CLEAN += tests/fuzz/fuzz_open
+
+# Small C helpers used by integration scripts (e.g. to craft bad images).
+HELPER_SRCS := $(wildcard tests/helpers/*.c)
+HELPER_BINS := $(HELPER_SRCS:.c=)
+TEST_BINS += $(HELPER_BINS)
+tests/helpers/%.o: CPPFLAGS += -Ilibvhd
+$(HELPER_BINS): %: %.o $(LIBVHD_A)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBVHD_A) $(LIBVHD_LIBS)
