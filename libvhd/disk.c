@@ -221,6 +221,10 @@ int disk_open_layer(const char *path, unsigned flags, struct chain_ctx *ctx,
 		rc = disk_error(d, -EINVAL, "unknown format %d", fmt);
 	}
 	if (rc < 0) {
+		if (d->parent)
+			vhd_close(d->parent);
+		if (d->priv && d->ops && d->ops->abandon)
+			d->ops->abandon(d);
 		disk_free(d);
 		return rc;
 	}

@@ -39,6 +39,8 @@ struct vhd_format_ops {
 	int (*info)(vhd_disk *d, struct vhd_info *info);
 	/* Release format state; the flush has been done by disk.c. */
 	int (*close)(vhd_disk *d);
+	/* Release format state of a failed open without any I/O (optional). */
+	void (*abandon)(vhd_disk *d);
 };
 
 /* Identity of every file opened along a chain, for cycle detection. */

@@ -100,7 +100,7 @@ static int set_size(uint8_t **buf, size_t *cap, uint64_t *size, uint64_t nsize)
 		return rc;
 	if (nsize < *size)
 		memset(*buf + nsize, 0, *size - nsize);
-	else
+	else if (nsize > *size)
 		memset(*buf + *size, 0, nsize - *size);
 	*size = nsize;
 	return 0;
@@ -109,6 +109,8 @@ static int set_size(uint8_t **buf, size_t *cap, uint64_t *size, uint64_t nsize)
 static int write_into(uint8_t **buf, size_t *cap, uint64_t *size,
 		      const uint8_t *data, size_t len, uint64_t off)
 {
+	if (len == 0)
+		return 0;
 	if (off + len > *size) {
 		int rc = set_size(buf, cap, size, off + len);
 		if (rc < 0)
@@ -249,7 +251,8 @@ static int cs_flush(struct vhd_io *io)
 		rc = -ENOMEM;
 		goto out;
 	}
-	memcpy(dur, f->cur, f->cur_size);
+	if (f->cur_size)
+		memcpy(dur, f->cur, f->cur_size);
 	free(f->dur);
 	f->dur = dur;
 	f->dur_size = f->cur_size;

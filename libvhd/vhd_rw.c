@@ -440,10 +440,15 @@ static int fixed_extents(vhd_disk *d, uint64_t off, uint64_t len,
 	return file_extents(d, 0, off, len, fn, opaque);
 }
 
-static int fixed_close(vhd_disk *d)
+static void vhd_abandon(vhd_disk *d)
 {
 	vhd_image_free(IMG(d));
 	d->priv = NULL;
+}
+
+static int fixed_close(vhd_disk *d)
+{
+	vhd_abandon(d);
 	return 0;
 }
 
@@ -457,6 +462,7 @@ const struct vhd_format_ops vhd_fixed_ops = {
 	.extents = fixed_extents,
 	.info = vhd_info_op,
 	.close = fixed_close,
+	.abandon = vhd_abandon,
 };
 
 const struct vhd_format_ops vhd_sparse_ops = {
@@ -469,4 +475,5 @@ const struct vhd_format_ops vhd_sparse_ops = {
 	.extents = sparse_extents,
 	.info = vhd_info_op,
 	.close = vhd_meta_close,
+	.abandon = vhd_abandon,
 };

@@ -11,6 +11,7 @@
 
 static const struct verb *const verbs[] = {
 	&verb_create, &verb_info, &verb_check, &verb_convert, &verb_snapshot,
+	&verb_write, &verb_read,
 };
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))

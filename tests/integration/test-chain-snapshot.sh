@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# test-chain-snapshot.sh -- differencing chains made by `vhdtool snapshot`:
+#  - a fresh child reads exactly as its parent (flattening convert == base);
+#  - info lists every layer (2, then 3 with a grandchild), check is clean;
+#  - the chain still resolves after its folders are moved elsewhere (the
+#    relative W2ru locator; the absolute one is then stale);
+#  - a renamed parent: one-line error naming the missing parent;
+#  - a different VHD of the same size in the parent's place: one-line UUID
+#    mismatch error;
+#  - a parent cycle (a child that is its own parent; A -> B -> A): one-line
+#    error mentioning the cycle, and no hang.
+# vhdtool check exit codes, as decided from the engine's contract: a broken
+# chain (missing parent, wrong parent, cycle) is damage that check found in
+# an image it could read, so exit 1 with an "error:" finding naming the
+# cause; 2 is only for a FILE that cannot be checked at all (missing file).
+# Nothing is ever modified by info, check or a failing convert.
+. "$TOP/tests/functions.sh"
+PATCH=$TOP/tests/helpers/vhdpatch
+[ -x "$PATCH" ] || skip "tests/helpers/vhdpatch is not built (make tests/helpers/vhdpatch)"
+
+uuid_of() {
+	$VHDTOOL info --json "$1" 2>/dev/null | sed -n 's/.*"uuid": "\([0-9a-f-]*\)".*/\1/p' | head -n1
+}
+layers() {	# number of layers vhdtool info --json lists
+	$VHDTOOL info --json "$1" | grep -c '"path": '
+}
+check_rc() {	# check_rc WANT FILE [PATTERN]: vhdtool check exit status and finding
+	local want=$1 f=$2 pat=${3:-} rc
+	$VHDTOOL check "$f" >check.out 2>check.err
+	rc=$?
+	[ "$rc" -eq "$want" ] || die "check $f: exit $rc, want $want: $(cat check.out check.err)"
+	if [ -n "$pat" ]; then
+		grep -qi "^error: .*$pat" check.out || die "check $f: no error finding about '$pat': $(cat check.out)"
+	fi
+	echo "ok: check $f exits $rc"
+}
+has() {	# has PATTERN: $ERR contains PATTERN (case-insensitive)
+	echo "$ERR" | grep -qi -- "$1" || die "message lacks '$1': $ERR"
+}
+
+# Base: random data (incl. partial blocks) converted into a dynamic VHD.
+mkdir -p root/images root/snaps
+truncate -s 8M base.raw
+dd if=/dev/urandom of=base.raw bs=512 count=700 conv=notrunc status=none
+dd if=/dev/urandom of=base.raw bs=512 seek=9000 count=33 conv=notrunc status=none
+dd if=/dev/urandom of=base.raw bs=512 seek=16383 count=1 conv=notrunc status=none
+$VHDTOOL convert -q -O vhd --block-size 512K base.raw root/images/base.vhd || die "convert base failed"
+$VHDTOOL snapshot -q root/images/base.vhd root/snaps/child.vhd || die "snapshot failed"
+
+# The child reads as the base.
+$VHDTOOL convert -q root/snaps/child.vhd flat.img || die "flattening the child failed"
+cmp base.raw flat.img || die "the fresh child does not read as its parent"
+rm flat.img
+[ "$(layers root/snaps/child.vhd)" -eq 2 ] || die "info does not list 2 layers: $($VHDTOOL info root/snaps/child.vhd)"
+$VHDTOOL info --json root/snaps/child.vhd >info.json || die "info child failed"
+grep -q '"chain_error": null' info.json || die "info reports a chain error: $(cat info.json)"
+grep -q "\"type\": \"differencing\".*\"parent_uuid\": \"$(uuid_of root/images/base.vhd)\"" info.json ||
+	die "child's parent_uuid is not the base's uuid: $(cat info.json)"
+check_rc 0 root/snaps/child.vhd
+
+# A grandchild: three layers, still the base's content.
+$VHDTOOL snapshot -q root/snaps/child.vhd root/snaps/grand.vhd || die "second snapshot failed"
+[ "$(layers root/snaps/grand.vhd)" -eq 3 ] || die "info does not list 3 layers"
+$VHDTOOL convert -q root/snaps/grand.vhd flat.img && cmp base.raw flat.img || die "grandchild does not read as the base"
+rm -f flat.img root/snaps/grand.vhd
+
+# Moving the whole tree: the absolute locators are stale, the relative ones
+# ("..\images\base.vhd") still lead to the parent.
+old=$(realpath root)
+mkdir -p elsewhere/deeper
+mv root elsewhere/deeper/root2
+[ ! -e "$old" ] || die "the old tree is still there"
+C=elsewhere/deeper/root2/snaps/child.vhd
+B=elsewhere/deeper/root2/images/base.vhd
+$VHDTOOL info "$C" >info.txt || die "info after the move failed"
+grep -q "parent path:.*root2/.*images/base.vhd" info.txt || die "moved chain: parent not resolved: $(cat info.txt)"
+(cd elsewhere && $VHDTOOL convert -q deeper/root2/snaps/child.vhd ../flat.img) ||
+	die "flattening the moved child failed"
+cmp base.raw flat.img || die "moved chain reads differently"
+rm flat.img
+check_rc 0 "$C"
+child_sum=$(sum "$C")
+
+# Renamed parent.
+mv "$B" "$B.renamed"
+expect_fail $VHDTOOL info "$C"
+has "not found"; has "base.vhd"
+expect_fail $VHDTOOL convert -q "$C" flat.img
+has "not found"
+[ ! -e flat.img ] || die "a failed convert left flat.img"
+check_rc 1 "$C" "not found"
+mv "$B.renamed" "$B"
+
+# Another VHD of the same size where the parent was.
+mv "$B" "$B.orig"
+$VHDTOOL create -q --size 8M "$B" || die "create impostor failed"
+imp_sum=$(sum "$B")
+expect_fail $VHDTOOL info "$C"
+has "UUID"; has "base.vhd"
+expect_fail $VHDTOOL convert -q "$C" flat.img
+has "UUID"
+[ ! -e flat.img ] || die "a failed convert left flat.img"
+check_rc 1 "$C" "UUID"
+[ "$(sum "$B")" = "$imp_sum" ] || die "the impostor parent was modified"
+mv "$B.orig" "$B"
+[ "$(sum "$C")" = "$child_sum" ] || die "the child was modified"
+$VHDTOOL convert -q "$C" flat.img && cmp base.raw flat.img || die "restored chain reads differently"
+rm flat.img
+
+# Cycle 1: a child that names itself as its parent (UUID and locators).
+cp "$C" self.vhd
+self_uuid=$(uuid_of self.vhd)
+"$PATCH" self.vhd header parent_uuid "$self_uuid" || die "vhdpatch failed"
+"$PATCH" self.vhd locator-data 0 utf16le '.\self.vhd' || die "vhdpatch failed"
+"$PATCH" self.vhd locator-data 1 utf16le "$(realpath self.vhd)" || die "vhdpatch failed"
+"$PATCH" self.vhd header parent_name "$(realpath self.vhd)" || die "vhdpatch failed"
+self_sum=$(sum self.vhd)
+expect_fail timeout 10 $VHDTOOL info self.vhd
+has "cycle"; has "self.vhd"
+expect_fail timeout 10 $VHDTOOL convert -q self.vhd flat.img
+has "cycle"
+[ ! -e flat.img ] || die "a failed convert left flat.img"
+$VHDTOOL check self.vhd >check.out 2>&1
+rc=$?
+[ "$rc" -eq 1 ] && grep -qi '^error:.*cycle' check.out || die "check self.vhd: exit $rc: $(cat check.out)"
+[ "$(sum self.vhd)" = "$self_sum" ] || die "self.vhd was modified"
+
+# Cycle 2: A -> B -> A.  B is a child of A; A is patched to name B.
+cp "$B" base2.vhd
+$VHDTOOL snapshot -q base2.vhd a.vhd && $VHDTOOL snapshot -q a.vhd b.vhd || die "snapshots failed"
+"$PATCH" a.vhd header parent_uuid "$(uuid_of b.vhd)" || die "vhdpatch failed"
+"$PATCH" a.vhd locator-data 0 utf16le '.\b.vhd' || die "vhdpatch failed"
+"$PATCH" a.vhd locator-data 1 utf16le "$(realpath b.vhd)" || die "vhdpatch failed"
+"$PATCH" a.vhd header parent_name "$(realpath b.vhd)" || die "vhdpatch failed"
+a_sum=$(sum a.vhd) b_sum=$(sum b.vhd)
+for top in a.vhd b.vhd; do
+	expect_fail timeout 10 $VHDTOOL info "$top"
+	has "cycle"
+	expect_fail timeout 10 $VHDTOOL convert -q "$top" flat.img
+	has "cycle"
+	[ ! -e flat.img ] || die "a failed convert left flat.img"
+	$VHDTOOL check "$top" >check.out 2>&1
+	rc=$?
+	[ "$rc" -eq 1 ] && grep -qi '^error:.*cycle' check.out || die "check $top: exit $rc: $(cat check.out)"
+done
+[ "$(sum a.vhd)" = "$a_sum" ] && [ "$(sum b.vhd)" = "$b_sum" ] || die "the cycle's files were modified"
+
+# A missing FILE cannot be checked at all: exit 2.
+check_rc 2 no-such.vhd
+echo "chain behaviour as expected"
