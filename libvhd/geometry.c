@@ -66,7 +66,7 @@ uint64_t vhd_footer_virtual_size(const struct vhd_footer *f, int rule,
 	bool max_chs = f->cylinders == 65535 && f->heads == 16 &&
 		       f->sectors_per_track == 255;
 
-	if (rule == VHD_SIZE_CHS && chs && chs <= f->current_size) {
+	if (rule == VHD_SIZE_CHS && !max_chs && chs && chs <= f->current_size) {
 		*source = "chs";
 		return chs;
 	}

@@ -58,10 +58,14 @@ int vhd_footer_decode(const uint8_t *buf, size_t len, struct vhd_footer *f,
 
 	*computed = vhd_checksum(full, VHD_FOOTER_SIZE, 64);
 	if (*computed != f->checksum) {
-		/* Some blktap versions summed the footer without the hidden
-		 * byte (vhd-facts 1.7); accept that variant. */
+		/* blktap creator versions 0.1 and 1.1 summed the footer without
+		 * the hidden byte (vhd-facts 1.7); accept that variant from
+		 * them only. */
 		uint32_t without_hidden = ~(~*computed - f->hidden);
-		if (!f->hidden || without_hidden != f->checksum)
+		bool old_tap = !memcmp(f->creator_app, "tap", 3) &&
+			       (f->creator_version == 0x00000001 ||
+				f->creator_version == 0x00010001);
+		if (!old_tap || !f->hidden || without_hidden != f->checksum)
 			return VHD_E_CHECKSUM;
 	}
 	if (f->version >> 16 != 1)
