@@ -26,7 +26,7 @@ static int locator_path(vhd_disk *d, int idx, char *out, size_t size)
 {
 	struct vhd_locator *l = &IMG(d)->header.loc[idx];
 	uint32_t len = l->data_length;
-	uint16_t units[MAX_LOCATOR_BYTES / 2];
+	uint16_t *units = NULL;
 	uint8_t *raw;
 	int rc;
 
@@ -46,6 +46,11 @@ static int locator_path(vhd_disk *d, int idx, char *out, size_t size)
 		if (len % 2) {
 			rc = disk_error(d, VHD_E_CORRUPT,
 					"parent locator %d: odd UTF-16 length %u", idx, len);
+			goto out;
+		}
+		units = malloc(len);
+		if (!units) {
+			rc = -ENOMEM;
 			goto out;
 		}
 		for (uint32_t i = 0; i < len / 2; i++)
@@ -76,6 +81,7 @@ static int locator_path(vhd_disk *d, int idx, char *out, size_t size)
 			*p = '/';
 	rc = 0;
 out:
+	free(units);
 	free(raw);
 	return rc;
 }
@@ -111,11 +117,16 @@ static int add_candidate(struct candidates *c, const char *path)
 	return 0;
 }
 
+/* Parent resolution recurses once per chain layer (up to 256): keep path
+ * buffers off the stack. */
 static int collect_candidates(vhd_disk *d, struct candidates *c)
 {
 	struct vhd_image *v = IMG(d);
-	char loc[PATH_MAX], full[PATH_MAX * 2];
-	int rc;
+	char *loc = malloc(PATH_MAX), *full = malloc(PATH_MAX * 2);
+	int rc = -ENOMEM;
+
+	if (!loc || !full)
+		goto out;
 
 	/* Pass 0: relative locators; pass 1: absolute ones. */
 	for (int pass = 0; pass < 2; pass++) {
@@ -123,42 +134,48 @@ static int collect_candidates(vhd_disk *d, struct candidates *c)
 			uint32_t code = v->header.loc[i].code;
 			if (!is_known_code(code) || is_relative_code(code) != (pass == 0))
 				continue;
-			rc = locator_path(d, i, loc, sizeof(loc));
+			rc = locator_path(d, i, loc, PATH_MAX);
 			if (rc < 0)
-				return rc;
+				goto out;
 			if (pass == 0)
-				path_join_relative(d->path, loc, full, sizeof(full));
+				path_join_relative(d->path, loc, full, PATH_MAX * 2);
 			else
-				snprintf(full, sizeof(full), "%s", loc);
+				snprintf(full, PATH_MAX * 2, "%s", loc);
 			rc = add_candidate(c, full);
 			if (rc < 0)
-				return rc;
+				goto out;
 		}
 	}
+	rc = 0;
 	if (v->parent_name && *v->parent_name) {
 		path_join_relative(d->path, path_basename_any(v->parent_name),
-				   full, sizeof(full));
+				   full, PATH_MAX * 2);
 		rc = add_candidate(c, full);
-		if (rc < 0)
-			return rc;
 	}
-	return 0;
+out:
+	free(loc);
+	free(full);
+	return rc;
 }
 
 static int decode_parent_name(vhd_disk *d)
 {
 	struct vhd_image *v = IMG(d);
-	char name[VHD_PARENT_NAME_UNITS * 4 + 1];
-	int rc = vhd_utf16_to_utf8(v->header.parent_name, VHD_PARENT_NAME_UNITS,
-				   name, sizeof(name), true);
+	size_t size = VHD_PARENT_NAME_UNITS * 4 + 1;
+	char *name = malloc(size);
+	int rc;
 
+	if (!name)
+		return -ENOMEM;
+	rc = vhd_utf16_to_utf8(v->header.parent_name, VHD_PARENT_NAME_UNITS,
+			       name, size, true);
 	if (rc < 0)
 		name[0] = '\0';
 	for (char *p = name; *p; p++)
 		if (*p == '\\')
 			*p = '/';
-	v->parent_name = strdup(name);
-	return v->parent_name ? 0 : -ENOMEM;
+	v->parent_name = name;
+	return 0;
 }
 
 /* Try one candidate.  Returns 1 when taken, 0 to try the next, <0 error. */
@@ -184,7 +201,7 @@ static int try_candidate(vhd_disk *d, struct chain_ctx *ctx, const char *path,
 	if (rc == -ENOENT || rc == -ENOTDIR)
 		return 0;
 	if (rc < 0)
-		return disk_error(d, rc, "parent %s", vhd_errmsg(NULL));
+		return rc;	/* the parent's message names it and the cause */
 	vhd_get_info(p, &pi);
 	if (pi.format != VHD_FMT_VHD) {
 		snprintf(why, why_len, "%s is not a VHD", path);
@@ -207,20 +224,24 @@ static int try_candidate(vhd_disk *d, struct chain_ctx *ctx, const char *path,
 	return d->parent_path ? 1 : -ENOMEM;
 }
 
+#define WHY_SIZE (PATH_MAX * 2 + 128)
+#define TRIED_SIZE 1024
+
 int vhd_resolve_parent(vhd_disk *d, struct chain_ctx *ctx)
 {
 	struct candidates c = { .n = 0 };
-	char why[PATH_MAX * 2 + 128] = "";
-	char tried[1024] = "";
+	char *why = NULL, *tried = NULL;
 	int why_code = 0, rc;
 
 	rc = decode_parent_name(d);
 	if (rc < 0 || !ctx)
 		return rc;
-	rc = collect_candidates(d, &c);
+	why = calloc(1, WHY_SIZE);
+	tried = calloc(1, TRIED_SIZE);
+	rc = why && tried ? collect_candidates(d, &c) : -ENOMEM;
 	for (int i = 0; rc == 0 && i < c.n; i++) {
-		rc = try_candidate(d, ctx, c.path[i], why, sizeof(why), &why_code);
-		if (rc == 0 && strlen(tried) + strlen(c.path[i]) + 3 < sizeof(tried)) {
+		rc = try_candidate(d, ctx, c.path[i], why, WHY_SIZE, &why_code);
+		if (rc == 0 && strlen(tried) + strlen(c.path[i]) + 3 < TRIED_SIZE) {
 			if (*tried)
 				strcat(tried, ", ");
 			strcat(tried, c.path[i]);
@@ -228,12 +249,16 @@ int vhd_resolve_parent(vhd_disk *d, struct chain_ctx *ctx)
 	}
 	for (int i = 0; i < c.n; i++)
 		free(c.path[i]);
-	if (rc > 0)
-		return 0;
-	if (rc < 0)
-		return rc;
-	if (why_code)
-		return disk_error(d, why_code, "parent refused: %s", why);
-	return disk_error(d, VHD_E_NOPARENT, "parent %s not found (tried: %s)",
-			  IMG(d)->parent_name, *tried ? tried : "no locator");
+	if (rc == -ENOMEM)
+		rc = disk_error(d, rc, "out of memory resolving the parent");
+	else if (rc > 0)
+		rc = 0;
+	else if (rc == 0 && why_code)
+		rc = disk_error(d, why_code, "parent refused: %s", why);
+	else if (rc == 0)
+		rc = disk_error(d, VHD_E_NOPARENT, "parent %s not found (tried: %s)",
+				IMG(d)->parent_name, *tried ? tried : "no locator");
+	free(why);
+	free(tried);
+	return rc;
 }

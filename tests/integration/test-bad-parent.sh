@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# test-bad-parent.sh -- differencing disks whose parent cannot be used
+# (DESIGN "Bad input"): parent missing, parent UUID mismatch, a parent
+# locator with bad UTF-16 (an unpaired surrogate in the W2ru data, and in the
+# W2ku data), with an odd byte length, and locator data past EOF.  Each is
+# refused with one line naming the child and the cause; check reports damage
+# (exit 1) -- the child could be read, its chain is broken -- once per
+# problem; nothing changes.  The chain tests (moves, cycles) are in
+# test-chain-snapshot.sh.
+. "$TOP/tests/functions.sh"
+PATCH=$TOP/tests/helpers/vhdpatch
+[ -x "$PATCH" ] || skip "tests/helpers/vhdpatch is not built (make tests/helpers/vhdpatch)"
+
+# bad_case NAME FILE CHECK_RC CHECK_PATTERN KEYWORD...
+# The contract for a bad image (DESIGN "Bad input"): `vhdtool info FILE` and
+# `vhdtool convert FILE out.img` fail with exactly one stderr line naming FILE
+# and containing every KEYWORD (case-insensitive); convert leaves no output;
+# `vhdtool check FILE` exits CHECK_RC (1: damage found, 2: could not check)
+# and, for 1, prints an "error:" finding matching CHECK_PATTERN (extended
+# regex, case-insensitive) and no finding twice; FILE is unchanged.  Runs in a
+# subshell and records a failure instead of stopping, so that one run reports
+# every broken case.
+failed=()
+bad_case() {
+	local name=$1 f=$2 want=$3 pat=$4
+	shift 4
+	(
+		before=$(sum "$f")
+		expect_fail $VHDTOOL info "$f"
+		for k in "$f" "$@"; do
+			echo "$ERR" | grep -qiF -- "$k" || die "$name: info message lacks '$k': $ERR"
+		done
+		expect_fail $VHDTOOL convert -q "$f" out.img
+		for k in "$f" "$@"; do
+			echo "$ERR" | grep -qiF -- "$k" || die "$name: convert message lacks '$k': $ERR"
+		done
+		[ ! -e out.img ] || die "$name: failed convert left out.img behind"
+		$VHDTOOL check "$f" >check.out 2>check.err
+		rc=$?
+		[ "$rc" -eq "$want" ] || die "$name: check exit $rc, want $want: $(cat check.out check.err)"
+		if [ "$want" -eq 1 ]; then
+			grep -qiE "^error: .*$pat" check.out ||
+				die "$name: check has no error finding matching '$pat': $(cat check.out)"
+			[ -z "$(grep -E '^(error|warning):' check.out | sort | uniq -d)" ] ||
+				die "$name: check reports a finding twice: $(cat check.out)"
+		fi
+		[ "$(sum "$f")" = "$before" ] || die "$name: $f was modified"
+		echo "ok: $name"
+	) || failed+=("$name")
+}
+finish() {
+	[ ${#failed[@]} -eq 0 ] || die "${#failed[@]} case(s) failed: ${failed[*]}"
+	echo "all cases passed"
+}
+
+truncate -s 4M src.raw
+dd if=/dev/urandom of=src.raw bs=1k count=700 conv=notrunc status=none
+$VHDTOOL convert -q -O vhd --block-size 512K src.raw base.vhd || die "convert failed"
+$VHDTOOL snapshot -q base.vhd child.vhd || die "snapshot failed"
+$VHDTOOL check -q child.vhd || die "fresh child does not check clean"
+[ "$("$PATCH" child.vhd locator 0 code)" = W2ru ] && [ "$("$PATCH" child.vhd locator 1 code)" = W2ku ] ||
+	die "snapshot should write a W2ru and a W2ku locator"
+
+# Parent missing: each case gets its own folder so that base.vhd is absent.
+mkdir missing
+cp child.vhd missing/child.vhd
+bad_case "parent missing" missing/child.vhd 1 "not found" "not found" "base.vhd"
+
+# Parent UUID mismatch: a different VHD of the same size named base.vhd.
+mkdir impostor
+cp child.vhd impostor/child.vhd
+$VHDTOOL create -q --size 4M impostor/base.vhd || die "create failed"
+bad_case "parent UUID mismatch" impostor/child.vhd 1 "UUID" "UUID" "base.vhd"
+# ... also when the child's recorded parent UUID is what changed.
+cp child.vhd wrong-id.vhd
+"$PATCH" wrong-id.vhd header parent_uuid 0123456789abcdef0123456789abcdef || die "vhdpatch failed"
+bad_case "child names another parent UUID" wrong-id.vhd 1 "UUID" "UUID" "01234567-89ab-cdef-0123-456789abcdef"
+
+# Bad UTF-16 in the locators (the parent itself is present and right).
+cp child.vhd utf16-w2ru.vhd	# ".\" U+D83D (high surrogate, no low) "t"
+"$PATCH" utf16-w2ru.vhd locator-data 0 hex 2e005c003dd87400 || die "vhdpatch failed"
+bad_case "unpaired high surrogate in W2ru" utf16-w2ru.vhd 1 "UTF-16" "UTF-16"
+cp child.vhd utf16-w2ku.vhd	# "/" U+DC00 (low surrogate alone) "x"
+"$PATCH" utf16-w2ku.vhd locator-data 1 hex 2f0000dc7800 || die "vhdpatch failed"
+bad_case "unpaired low surrogate in W2ku" utf16-w2ku.vhd 1 "UTF-16" "UTF-16"
+cp child.vhd utf16-odd.vhd
+"$PATCH" utf16-odd.vhd locator 0 data_length $(( $("$PATCH" child.vhd locator 0 data_length) - 1 )) || die "vhdpatch failed"
+bad_case "odd UTF-16 byte length" utf16-odd.vhd 1 "UTF-16" "UTF-16"
+
+# Locator data past the end of the file.
+cp child.vhd loc-past.vhd
+"$PATCH" loc-past.vhd locator 0 data_offset 1073741824 || die "vhdpatch failed"
+bad_case "locator data past EOF" loc-past.vhd 1 "locator" "locator" "past the end"
+
+finish
