@@ -44,8 +44,8 @@ for variant in $VARIANTS; do
 		# ratio per round, then the median of the ratios
 		rq=$(awk -v v="$variant" -v c="$c" '$1==v {t[$2,$3]=$4} END {for (k in t) {split(k,a,SUBSEP); if (a[1]==c && (("qemu-img",a[2]) in t)) print t["qemu-img",a[2]]/t[k]}}' "$res" | median)
 		rc=$(awk -v v="$variant" -v c="$c" '$1==v {t[$2,$3]=$4} END {for (k in t) {split(k,a,SUBSEP); if (a[1]==c && (("cp-sparse",a[2]) in t)) print t["cp-sparse",a[2]]/t[k]}}' "$res" | median)
-		printf '| %s | %s | %.2f | %.0f | %s | %s |\n' "$variant" "$c" "$m" \
-			"$(echo "$bytes / $m / 1000000" | bc -l)" "${rq:-n/a}" "${rc:-n/a}"
+		printf '| %s | %s | %.2f | %.0f | %.2f | %.2f |\n' "$variant" "$c" "$m" \
+			"$(echo "$bytes / $m / 1000000" | bc -l)" "${rq:-0}" "${rc:-0}"
 	done
 done
 printf '\n(ratios are speed ratios: >1 means faster than the reference; median of per-round ratios)\n'

@@ -29,7 +29,7 @@ make_source() {
 	local n=$(( SIZE_MIB * DATA_PCT / 100 ))
 	shuf -i "0-$(( SIZE_MIB - 1 ))" -n "$n" --random-source=<(yes "$SEED") | sort -n |
 	while read -r i; do
-		head -c 1048576 /dev/urandom | dd of="$WORK/src.raw" bs=1M seek="$i" count=1 conv=notrunc status=none
+		head -c 1048576 /dev/urandom | dd of="$WORK/src.raw" bs=1M seek="$i" count=1 conv=notrunc iflag=fullblock status=none
 	done
 	cp --sparse=never "$WORK/src.raw" "$WORK/src-dense.raw"
 	echo "$stamp" > "$WORK/.stamp"

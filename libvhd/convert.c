@@ -16,6 +16,7 @@
 #include "disk.h"
 
 #define CHUNK_MIN (1u << 20)
+#define READ_AHEAD (32u << 20)	/* prefetch window ahead of the copy */
 
 struct copy_job {
 	vhd_disk *src, *dst;
@@ -25,6 +26,7 @@ struct copy_job {
 	uint32_t zero_grain;	/* granularity of zero skipping inside chunks */
 	uint64_t done;
 	uint64_t total;
+	uint64_t prefetched;	/* source prefetched up to here */
 };
 
 static bool all_zero(const uint8_t *p, size_t len)
@@ -67,9 +69,17 @@ static int copy_range(struct copy_job *j, uint64_t off, uint64_t len)
 		 * output blocks. */
 		uint64_t room = j->chunk - (off % j->chunk);
 		uint32_t n = (uint32_t)(len < room ? len : room);
-		ssize_t r = vhd_pread(j->src, j->buf, n, off);
+		ssize_t r;
 		int rc;
 
+		/* Keep the kernel reading ahead while we copy. */
+		if (j->prefetched < off)
+			j->prefetched = off;
+		if (j->prefetched < off + READ_AHEAD / 2) {
+			vhd_prefetch(j->src, j->prefetched, READ_AHEAD);
+			j->prefetched += READ_AHEAD;
+		}
+		r = vhd_pread(j->src, j->buf, n, off);
 		if (r < 0)
 			return disk_error(j->dst, (int)r, "reading source: %s",
 					  vhd_errmsg(j->src));

@@ -322,13 +322,39 @@ int vhd_discard(vhd_disk *d, uint64_t off, uint64_t len)
 	return d->ops->discard(d, off, len);
 }
 
-int vhd_zero(vhd_disk *d, uint64_t off, uint64_t len)
+int vhd_zero(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags)
 {
 	int rc = check_range(d, off, len, true);
 
 	if (rc < 0 || len == 0)
 		return rc;
-	return d->ops->zero(d, off, len);
+	return d->ops->zero(d, off, len, flags);
+}
+
+void disk_prefetch_file(vhd_disk *d, uint64_t off, uint64_t len)
+{
+	if (d->io->ops->prefetch && len)
+		d->io->ops->prefetch(d->io, off, len);
+}
+
+void disk_prefetch_parent(vhd_disk *d, uint64_t off, uint64_t len)
+{
+	vhd_disk *p = d->parent;
+
+	if (!p || off >= p->size)
+		return;
+	if (len > p->size - off)
+		len = p->size - off;
+	p->ops->prefetch(p, off, len);
+}
+
+int vhd_prefetch(vhd_disk *d, uint64_t off, uint64_t len)
+{
+	if (off >= d->size)
+		return 0;
+	if (len > d->size - off)
+		len = d->size - off;
+	return d->ops->prefetch(d, off, len);
 }
 
 int disk_read_parent(vhd_disk *d, void *buf, size_t len, uint64_t off)

@@ -33,7 +33,8 @@ struct vhd_format_ops {
 			  uint64_t off);
 	int (*flush)(vhd_disk *d);
 	int (*discard)(vhd_disk *d, uint64_t off, uint64_t len);
-	int (*zero)(vhd_disk *d, uint64_t off, uint64_t len);
+	int (*zero)(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags);
+	int (*prefetch)(vhd_disk *d, uint64_t off, uint64_t len);
 	int (*extents)(vhd_disk *d, uint64_t off, uint64_t len,
 		       layer_extent_fn fn, void *opaque);
 	int (*info)(vhd_disk *d, struct vhd_info *info);
@@ -82,6 +83,11 @@ int path_error(const char *path, int err, const char *fmt, ...)
 
 vhd_disk *disk_alloc(const char *path, struct vhd_io *io, unsigned flags);
 void disk_free(vhd_disk *d);
+
+/* Prefetch a file range of @d's image file (advisory; errors ignored). */
+void disk_prefetch_file(vhd_disk *d, uint64_t off, uint64_t len);
+/* Prefetch [off, off+len) of @d's parent chain, clipped to its size. */
+void disk_prefetch_parent(vhd_disk *d, uint64_t off, uint64_t len);
 
 /* Read [off, off+len) of the parent chain below @d (zeros past the parent's
  * end, or without a parent). */

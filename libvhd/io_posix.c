@@ -152,6 +152,12 @@ static int posix_identity(struct vhd_io *io, uint64_t *dev, uint64_t *ino)
 	return 0;
 }
 
+static int posix_prefetch(struct vhd_io *io, uint64_t off, uint64_t len)
+{
+	return -posix_fadvise(posix_fd(io), (off_t)off, (off_t)len,
+			      POSIX_FADV_WILLNEED);
+}
+
 static void posix_close(struct vhd_io *io)
 {
 	close(posix_fd(io));
@@ -168,6 +174,7 @@ static const struct vhd_io_ops posix_ops = {
 	.punch = posix_punch,
 	.next_data = posix_next_data,
 	.identity = posix_identity,
+	.prefetch = posix_prefetch,
 };
 
 static int posix_open(const struct vhd_io_factory *f, const char *path,

@@ -61,15 +61,33 @@ int write_zeros(vhd_disk *d, struct vhd_io *io, uint64_t off, uint64_t len)
 	return 0;
 }
 
-static int raw_zero(vhd_disk *d, uint64_t off, uint64_t len)
+/* Zero a file range: punch a hole, else (unless fast is asked) write
+ * zeros.  Shared by raw files and fixed VHDs. */
+int file_zero(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags);
+
+int file_zero(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags)
 {
 	int rc = -EOPNOTSUPP;
 
-	if (d->io->ops->punch)
+	if (d->io->ops->punch && !(flags & VHD_ZERO_NOUNMAP))
 		rc = d->io->ops->punch(d->io, off, len);
-	if (rc == -EOPNOTSUPP || rc == -ENOTTY || rc == -EINVAL)
+	if (rc == -EOPNOTSUPP || rc == -ENOTTY || rc == -EINVAL) {
+		if (flags & VHD_ZERO_FAST)
+			return -ENOTSUP;
 		return write_zeros(d, d->io, off, len);
+	}
 	return rc < 0 ? disk_error(d, rc, "zero: %s", vhd_strerror(rc)) : 0;
+}
+
+static int raw_zero(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags)
+{
+	return file_zero(d, off, len, flags);
+}
+
+static int raw_prefetch(vhd_disk *d, uint64_t off, uint64_t len)
+{
+	disk_prefetch_file(d, off, len);
+	return 0;
 }
 
 static int raw_discard(vhd_disk *d, uint64_t off, uint64_t len)
@@ -152,6 +170,7 @@ static const struct vhd_format_ops raw_ops = {
 	.flush = raw_flush,
 	.discard = raw_discard,
 	.zero = raw_zero,
+	.prefetch = raw_prefetch,
 	.extents = raw_extents,
 	.info = raw_info,
 	.close = raw_close,

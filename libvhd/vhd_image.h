@@ -117,5 +117,6 @@ int vhd_resolve_parent(vhd_disk *d, struct chain_ctx *ctx);
 int write_zeros(vhd_disk *d, struct vhd_io *io, uint64_t off, uint64_t len);
 int file_extents(vhd_disk *d, uint64_t base, uint64_t off, uint64_t len,
 		 layer_extent_fn fn, void *opaque);
+int file_zero(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags);
 
 #endif /* LIBVHD_VHD_IMAGE_H */

@@ -281,20 +281,42 @@ static int sparse_discard(vhd_disk *d, uint64_t off, uint64_t len)
 	return 0;
 }
 
-static int sparse_zero(vhd_disk *d, uint64_t off, uint64_t len)
+/* Whether zeroing [off, off+len) needs data writes (not only unmapping). */
+static bool zero_needs_writes(vhd_disk *d, uint64_t off, uint64_t len,
+			      unsigned flags)
+{
+	struct vhd_image *v = IMG(d);
+	uint32_t block, boff, n;
+
+	if (v->type == VHD_TYPE_DIFF)
+		return true;
+	FOR_EACH_BLOCK(v, off, len, block, boff, n) {
+		uint64_t voff = ((uint64_t)block << v->block_shift) + boff;
+		if (bat_get(v, block) == VHD_BAT_UNUSED)
+			continue;
+		if (!whole_block(d, boff, n, voff) || (flags & VHD_ZERO_NOUNMAP))
+			return true;
+	}
+	return false;
+}
+
+static int sparse_zero(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags)
 {
 	struct vhd_image *v = IMG(d);
 	uint32_t block, boff, n;
 	uint8_t *zeros = NULL;
 	int rc = 0;
 
+	if ((flags & VHD_ZERO_FAST) && zero_needs_writes(d, off, len, flags))
+		return -ENOTSUP;
 	FOR_EACH_BLOCK(v, off, len, block, boff, n) {
 		uint64_t voff = ((uint64_t)block << v->block_shift) + boff;
 		uint32_t entry = bat_get(v, block);
 
 		if (v->type == VHD_TYPE_DYNAMIC && entry == VHD_BAT_UNUSED)
 			continue;
-		if (v->type == VHD_TYPE_DYNAMIC && whole_block(d, boff, n, voff)) {
+		if (v->type == VHD_TYPE_DYNAMIC && whole_block(d, boff, n, voff) &&
+		    !(flags & VHD_ZERO_NOUNMAP)) {
 			rc = drop_block(d, block);
 		} else {
 			if (!zeros && !(zeros = calloc(1, v->block_size))) {
@@ -308,6 +330,24 @@ static int sparse_zero(vhd_disk *d, uint64_t off, uint64_t len)
 	}
 	free(zeros);
 	return rc;
+}
+
+static int sparse_prefetch(vhd_disk *d, uint64_t off, uint64_t len)
+{
+	struct vhd_image *v = IMG(d);
+	uint32_t block, boff, n;
+
+	FOR_EACH_BLOCK(v, off, len, block, boff, n) {
+		uint64_t voff = ((uint64_t)block << v->block_shift) + boff;
+		uint32_t entry = bat_get(v, block);
+		uint8_t *bm = __atomic_load_n(&v->bitmaps[block], __ATOMIC_ACQUIRE);
+
+		if (entry != VHD_BAT_UNUSED)
+			disk_prefetch_file(d, block_data_off(v, entry) + boff, n);
+		if (v->type == VHD_TYPE_DIFF && (entry == VHD_BAT_UNUSED || bm != BITMAP_FULL))
+			disk_prefetch_parent(d, voff, n);
+	}
+	return 0;
 }
 
 static int sparse_extents(vhd_disk *d, uint64_t off, uint64_t len,
@@ -429,9 +469,15 @@ static int fixed_discard(vhd_disk *d, uint64_t off, uint64_t len)
 	return rc == -EOPNOTSUPP || rc == -ENOTTY ? 0 : rc;
 }
 
-static int fixed_zero(vhd_disk *d, uint64_t off, uint64_t len)
+static int fixed_zero(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags)
 {
-	return punch_or_zero(d, off, len);
+	return file_zero(d, off, len, flags);
+}
+
+static int fixed_prefetch(vhd_disk *d, uint64_t off, uint64_t len)
+{
+	disk_prefetch_file(d, off, len);
+	return 0;
 }
 
 static int fixed_extents(vhd_disk *d, uint64_t off, uint64_t len,
@@ -459,6 +505,7 @@ const struct vhd_format_ops vhd_fixed_ops = {
 	.flush = fixed_flush,
 	.discard = fixed_discard,
 	.zero = fixed_zero,
+	.prefetch = fixed_prefetch,
 	.extents = fixed_extents,
 	.info = vhd_info_op,
 	.close = fixed_close,
@@ -472,6 +519,7 @@ const struct vhd_format_ops vhd_sparse_ops = {
 	.flush = vhd_meta_flush,
 	.discard = sparse_discard,
 	.zero = sparse_zero,
+	.prefetch = sparse_prefetch,
 	.extents = sparse_extents,
 	.info = vhd_info_op,
 	.close = vhd_meta_close,

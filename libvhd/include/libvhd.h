@@ -105,6 +105,8 @@ struct vhd_io_ops {
 			 uint64_t *data_end);
 	/* optional: identity for cycle detection (st_dev/st_ino) */
 	int (*identity)(struct vhd_io *io, uint64_t *dev, uint64_t *ino);
+	/* optional: start reading a range into the cache, without waiting */
+	int (*prefetch)(struct vhd_io *io, uint64_t off, uint64_t len);
 };
 
 struct vhd_io {
@@ -210,8 +212,17 @@ VHD_API int vhd_flush(vhd_disk *d);
 /** Advisory: the range may afterwards read as zeros (or, in a differencing
  *  image, as the parent's data); it never reads as another block's data. */
 VHD_API int vhd_discard(vhd_disk *d, uint64_t off, uint64_t len);
-/** The range reads as zeros afterwards; deallocates where possible. */
-VHD_API int vhd_zero(vhd_disk *d, uint64_t off, uint64_t len);
+/* vhd_zero flags */
+#define VHD_ZERO_FAST    0x1	/* fail with -ENOTSUP rather than write data */
+#define VHD_ZERO_NOUNMAP 0x2	/* keep blocks allocated (write zeros) */
+
+/** The range reads as zeros afterwards; deallocates where possible (unless
+ *  VHD_ZERO_NOUNMAP).  With VHD_ZERO_FAST, returns -ENOTSUP without changing
+ *  anything when zeroing would mean writing zeros (NBD's fast zero). */
+VHD_API int vhd_zero(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags);
+/** Start reading [off, off+len) of the chain into the page cache, without
+ *  waiting (advisory; NBD's cache command, convert's read-ahead). */
+VHD_API int vhd_prefetch(vhd_disk *d, uint64_t off, uint64_t len);
 
 /* ---- extents ---- */
 enum vhd_extent_type {

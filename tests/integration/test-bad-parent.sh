@@ -15,6 +15,7 @@ PATCH=$TOP/tests/helpers/vhdpatch
 # The contract for a bad image (DESIGN "Bad input"): `vhdtool info FILE` and
 # `vhdtool convert FILE out.img` fail with exactly one stderr line naming FILE
 # and containing every KEYWORD (case-insensitive); convert leaves no output;
+# `vhdtool write FILE` (a read-write open) fails with one line naming FILE;
 # `vhdtool check FILE` exits CHECK_RC (1: damage found, 2: could not check)
 # and, for 1, prints an "error:" finding matching CHECK_PATTERN (extended
 # regex, case-insensitive) and no finding twice; FILE is unchanged.  Runs in a
@@ -35,6 +36,12 @@ bad_case() {
 			echo "$ERR" | grep -qiF -- "$k" || die "$name: convert message lacks '$k': $ERR"
 		done
 		[ ! -e out.img ] || die "$name: failed convert left out.img behind"
+		# Opening it for writing is refused too (and repairs nothing).
+		head -c 512 /dev/urandom >sector.bin
+		expect_fail $VHDTOOL write "$f" sector.bin
+		for k in "$f" "$@"; do
+			echo "$ERR" | grep -qiF -- "$k" || die "$name: write message lacks '$k': $ERR"
+		done
 		$VHDTOOL check "$f" >check.out 2>check.err
 		rc=$?
 		[ "$rc" -eq "$want" ] || die "$name: check exit $rc, want $want: $(cat check.out check.err)"
@@ -61,14 +68,19 @@ $VHDTOOL check -q child.vhd || die "fresh child does not check clean"
 [ "$("$PATCH" child.vhd locator 0 code)" = W2ru ] && [ "$("$PATCH" child.vhd locator 1 code)" = W2ku ] ||
 	die "snapshot should write a W2ru and a W2ku locator"
 
-# Parent missing: each case gets its own folder so that base.vhd is absent.
+# Parent missing: a chain in its own folder, then the parent deleted (both
+# locators and the header name lead nowhere).
 mkdir missing
-cp child.vhd missing/child.vhd
+cp base.vhd missing/base.vhd
+$VHDTOOL snapshot -q missing/base.vhd missing/child.vhd || die "snapshot failed"
+rm missing/base.vhd
 bad_case "parent missing" missing/child.vhd 1 "not found" "not found" "base.vhd"
 
-# Parent UUID mismatch: a different VHD of the same size named base.vhd.
+# Parent UUID mismatch: a different VHD of the same size replaces the parent.
 mkdir impostor
-cp child.vhd impostor/child.vhd
+cp base.vhd impostor/base.vhd
+$VHDTOOL snapshot -q impostor/base.vhd impostor/child.vhd || die "snapshot failed"
+rm impostor/base.vhd
 $VHDTOOL create -q --size 4M impostor/base.vhd || die "create failed"
 bad_case "parent UUID mismatch" impostor/child.vhd 1 "UUID" "UUID" "base.vhd"
 # ... also when the child's recorded parent UUID is what changed.

@@ -13,6 +13,7 @@ PATCH=$TOP/tests/helpers/vhdpatch
 # The contract for a bad image (DESIGN "Bad input"): `vhdtool info FILE` and
 # `vhdtool convert FILE out.img` fail with exactly one stderr line naming FILE
 # and containing every KEYWORD (case-insensitive); convert leaves no output;
+# `vhdtool write FILE` (a read-write open) fails with one line naming FILE;
 # `vhdtool check FILE` exits CHECK_RC (1: damage found, 2: could not check)
 # and, for 1, prints an "error:" finding matching CHECK_PATTERN (extended
 # regex, case-insensitive) and no finding twice; FILE is unchanged.  Runs in a
@@ -33,6 +34,12 @@ bad_case() {
 			echo "$ERR" | grep -qiF -- "$k" || die "$name: convert message lacks '$k': $ERR"
 		done
 		[ ! -e out.img ] || die "$name: failed convert left out.img behind"
+		# Opening it for writing is refused too (and repairs nothing).
+		head -c 512 /dev/urandom >sector.bin
+		expect_fail $VHDTOOL write "$f" sector.bin
+		for k in "$f" "$@"; do
+			echo "$ERR" | grep -qiF -- "$k" || die "$name: write message lacks '$k': $ERR"
+		done
 		$VHDTOOL check "$f" >check.out 2>check.err
 		rc=$?
 		[ "$rc" -eq "$want" ] || die "$name: check exit $rc, want $want: $(cat check.out check.err)"

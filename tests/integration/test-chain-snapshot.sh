@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-chain-snapshot.sh -- differencing chains made by `vhdtool snapshot`:
 #  - a fresh child reads exactly as its parent (flattening convert == base);
+#  - a write into a child shows through it and leaves the parent untouched;
 #  - info lists every layer (2, then 3 with a grandchild), check is clean;
 #  - the chain still resolves after its folders are moved elsewhere (the
 #    relative W2ru locator; the absolute one is then stale);
@@ -57,6 +58,23 @@ grep -q '"chain_error": null' info.json || die "info reports a chain error: $(ca
 grep -q "\"type\": \"differencing\".*\"parent_uuid\": \"$(uuid_of root/images/base.vhd)\"" info.json ||
 	die "child's parent_uuid is not the base's uuid: $(cat info.json)"
 check_rc 0 root/snaps/child.vhd
+
+# Writes go to the child only: a run across a 512K block boundary and a
+# partial sector.  The flattened child is the base with that overlay; the
+# base file and its content stay as they were.
+base_sum=$(sum root/images/base.vhd)
+$VHDTOOL snapshot -q root/images/base.vhd root/snaps/scratch.vhd || die "snapshot failed"
+head -c 5000 /dev/urandom >patch.bin
+$VHDTOOL write --offset 522000 root/snaps/scratch.vhd patch.bin || die "write into the child failed"
+cp base.raw want.raw
+dd if=patch.bin of=want.raw bs=1 seek=522000 conv=notrunc status=none
+$VHDTOOL convert -q root/snaps/scratch.vhd flat.img || die "flattening the written child failed"
+cmp want.raw flat.img || die "the written child does not read as base + overlay"
+$VHDTOOL convert -q root/images/base.vhd base-flat.img && cmp base.raw base-flat.img ||
+	die "the base reads differently after writing its child"
+[ "$(sum root/images/base.vhd)" = "$base_sum" ] || die "writing the child modified the base file"
+check_rc 0 root/snaps/scratch.vhd
+rm -f flat.img base-flat.img want.raw patch.bin root/snaps/scratch.vhd
 
 # A grandchild: three layers, still the base's content.
 $VHDTOOL snapshot -q root/snaps/child.vhd root/snaps/grand.vhd || die "second snapshot failed"

@@ -4,7 +4,7 @@
 # arguments exit 2 with exactly one line on stderr (and touch nothing).
 . "$TOP/tests/functions.sh"
 
-verbs="create info check convert snapshot"
+verbs="create info check convert snapshot write read"
 
 # Run a command, keeping its exit status in ./rc (expect_fail hides it).
 rc_of() { "$@"; local r=$?; echo "$r" >"$T/rc"; return "$r"; }
@@ -44,6 +44,7 @@ case $ERR in *frobnicate*) ;; *) die "unknown verb: message does not name it: $E
 
 # A real image for the verbs that need one.
 $VHDTOOL create -q --size 4M img.vhd || die "create failed"
+head -c 4096 /dev/urandom >data.bin
 before=$(sum img.vhd)
 
 # Missing arguments: exit 2, one line each.
@@ -62,6 +63,8 @@ check_usage "convert without DST" $VHDTOOL convert img.vhd
 check_usage "convert without SRC and DST" $VHDTOOL convert
 check_usage "snapshot without CHILD" $VHDTOOL snapshot img.vhd
 check_usage "info with two files" $VHDTOOL info img.vhd img.vhd
+check_usage "write without IMAGE" $VHDTOOL write
+check_usage "read without IMAGE" $VHDTOOL read
 
 # Unknown options: exit 2, one line (getopt's own complaint must not be a
 # second line), naming the option.
@@ -70,6 +73,7 @@ for v in $verbs; do
 	create) args="--size 1M opt.vhd" ;;
 	convert) args="img.vhd out.img" ;;
 	snapshot) args="img.vhd child.vhd" ;;
+	write) args="img.vhd data.bin" ;;
 	*) args="img.vhd" ;;
 	esac
 	check_usage "$v --no-such-option" $VHDTOOL "$v" --no-such-option $args
@@ -87,6 +91,8 @@ check_usage "convert -O qcow2" $VHDTOOL convert -O qcow2 img.vhd out.qcow2
 check_usage "convert --type diff" $VHDTOOL convert --type diff img.vhd out.vhd
 check_usage "convert to an unknown extension" $VHDTOOL convert img.vhd out.xyz
 check_usage "info --size-rule bogus" $VHDTOOL info --size-rule bogus img.vhd
+check_usage "read --offset 10Q" $VHDTOOL read --offset 10Q img.vhd
+check_usage "write --offset -5" $VHDTOOL write --offset -5 img.vhd data.bin
 
 [ "$(sum img.vhd)" = "$before" ] || die "img.vhd changed"
 echo "all usage checks passed"
