@@ -13,6 +13,7 @@ CPPFLAGS += -I. -Ilibvhd/include
 BUILD_CFLAGS = $(CFLAGS) $(CPPFLAGS) -MMD -MP
 
 BINS :=
+PLUGINS :=
 TEST_BINS :=
 CLEAN :=
 
@@ -21,9 +22,10 @@ CLEAN :=
 
 include libvhd/module.mk
 include vhdtool/module.mk
+include nbd-plugin/module.mk
 include tests/module.mk
 
-all: $(LIBVHD_A) $(LIBVHD_SO) $(BINS) libvhd/libvhd.pc
+all: $(LIBVHD_A) $(LIBVHD_SO) $(BINS) $(PLUGINS) libvhd/libvhd.pc
 
 check: all $(TEST_BINS)
 	@tests/run-tests.sh
@@ -53,6 +55,11 @@ install: all
 	install -m 644 libvhd/include/libvhd.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 libvhd/libvhd.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	install -m 644 man/vhdtool.1 $(DESTDIR)$(MANDIR)/man1/
+ifeq ($(HAVE_NBDKIT),1)
+	install -d $(DESTDIR)$(NBDKIT_PLUGINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(NBD_PLUGIN) $(DESTDIR)$(NBDKIT_PLUGINDIR)/
+	install -m 644 man/nbdkit-vhd-plugin.1 $(DESTDIR)$(MANDIR)/man1/
+endif
 
 clean:
 	rm -f $(CLEAN) $(BINS) $(TEST_BINS)

@@ -2,9 +2,11 @@
  * convert.c -- copy a disk (its whole chain) into a new image.
  *
  * The source is walked by extents, so holes and unallocated blocks are never
- * read.  Data is copied in chunks aligned to the output's block size; a chunk
- * that is all zeros is skipped (the new output already reads zeros there), so
- * sparse outputs stay sparse.  The output is opened VHD_OPEN_UNSAFE (no
+ * read.  Data is copied in small chunks (they stay in the CPU cache between
+ * the read, the zero scan and the write); every all-zero 4 KiB run is
+ * skipped, because the new output already reads zeros there -- a dynamic
+ * block is only allocated by its first non-zero write, and its unwritten
+ * parts read as zeros -- so sparse outputs stay sparse.  The output is opened VHD_OPEN_UNSAFE (no
  * intermediate syncs) and synced once at the end; on any failure it is
  * removed, and the source is only ever read.
  */
@@ -15,7 +17,8 @@
 
 #include "disk.h"
 
-#define CHUNK_MIN (1u << 20)
+#define CHUNK (256u << 10)
+#define ZERO_GRAIN 4096u
 #define READ_AHEAD (32u << 20)	/* prefetch window ahead of the copy */
 
 struct copy_job {
@@ -65,8 +68,6 @@ static int write_nonzero(struct copy_job *j, const uint8_t *buf, uint32_t len,
 static int copy_range(struct copy_job *j, uint64_t off, uint64_t len)
 {
 	while (len) {
-		/* Stop at the next chunk boundary so zero skipping sees whole
-		 * output blocks. */
 		uint64_t room = j->chunk - (off % j->chunk);
 		uint32_t n = (uint32_t)(len < room ? len : room);
 		ssize_t r;
@@ -144,13 +145,8 @@ int vhd_convert(vhd_disk *src, const char *dst_path,
 		remove_output(o, dst_path);
 		return rc;
 	}
-	j.chunk = co.block_size ? co.block_size : VHD_DEFAULT_BLOCK;
-	if (j.chunk < CHUNK_MIN)
-		j.chunk = CHUNK_MIN;
-	/* Dynamic blocks are allocated whole: skip zeros per block.  Flat
-	 * outputs keep holes at 64 KiB granularity. */
-	j.zero_grain = co.format == VHD_FMT_RAW || co.type == VHD_TYPE_FIXED
-		       ? 65536 : j.chunk;
+	j.chunk = CHUNK;
+	j.zero_grain = ZERO_GRAIN;
 	j.buf = aligned_alloc(4096, j.chunk);
 	if (!j.buf) {
 		rc = disk_error(j.dst, -ENOMEM, "out of memory");

@@ -112,6 +112,21 @@ bad_case "disk type 5" type5.vhd 1 "type" "disk type"
 mk oddsize.vhd fixed.vhd oddsize.vhd footer current_size 4194000
 bad_case "size not a multiple of 512" oddsize.vhd 1 "512" "512"
 
+# Only the backup copy at offset 0 is damaged: the image opens (the footer at
+# EOF is the one in use), but check reports the damaged backup (exit 1).
+(
+	cp dyn.vhd backup-bad.vhd
+	"$PATCH" --keep-checksum --copy backup backup-bad.vhd footer timestamp 99 || die "vhdpatch failed"
+	before=$(sum backup-bad.vhd)
+	$VHDTOOL convert -q backup-bad.vhd out.img && cmp src.raw out.img || die "image with a bad backup footer does not read"
+	rm -f out.img
+	$VHDTOOL check backup-bad.vhd >check.out 2>&1
+	rc=$?
+	[ "$rc" -eq 1 ] && grep -qi "^error:.*backup" check.out || die "bad backup footer: check exit $rc: $(cat check.out)"
+	[ "$(sum backup-bad.vhd)" = "$before" ] || die "backup-bad.vhd changed"
+	echo "ok: damaged backup footer reported by check"
+) || failed+=("damaged backup footer")
+
 # VALID: the 511-byte footer.  Cut the last (reserved, zero) byte.
 for kind in dyn fixed; do
 	(

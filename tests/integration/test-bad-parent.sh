@@ -5,7 +5,8 @@
 # W2ku data), with an odd byte length, and locator data past EOF.  Each is
 # refused with one line naming the child and the cause; check reports damage
 # (exit 1) -- the child could be read, its chain is broken -- once per
-# problem; nothing changes.  The chain tests (moves, cycles) are in
+# problem; nothing changes.  A damaged parent (bad footer checksum) is named
+# in the message.  The chain tests (moves, cycles) are in
 # test-chain-snapshot.sh.
 . "$TOP/tests/functions.sh"
 PATCH=$TOP/tests/helpers/vhdpatch
@@ -87,6 +88,29 @@ bad_case "parent UUID mismatch" impostor/child.vhd 1 "UUID" "UUID" "base.vhd"
 cp child.vhd wrong-id.vhd
 "$PATCH" wrong-id.vhd header parent_uuid 0123456789abcdef0123456789abcdef || die "vhdpatch failed"
 bad_case "child names another parent UUID" wrong-id.vhd 1 "UUID" "UUID" "01234567-89ab-cdef-0123-456789abcdef"
+
+# A damaged parent (footer checksum bad in both copies): the message names the
+# parent and the cause; check of the child reports it (exit 1); no file
+# changes.  (It need not name the child: the damage is in the parent.)
+mkdir damaged
+cp base.vhd damaged/base.vhd
+$VHDTOOL snapshot -q damaged/base.vhd damaged/child.vhd || die "snapshot failed"
+"$PATCH" --keep-checksum --copy both damaged/base.vhd footer timestamp 5 || die "vhdpatch failed"
+(
+	before=$(cat damaged/*.vhd | md5sum)
+	for cmd in "info damaged/child.vhd" "convert -q damaged/child.vhd out.img" "write damaged/child.vhd src.raw"; do
+		expect_fail $VHDTOOL $cmd
+		echo "$ERR" | grep -q "damaged/base.vhd" && echo "$ERR" | grep -qi "checksum" ||
+			die "$cmd: message lacks the parent or the cause: $ERR"
+	done
+	[ ! -e out.img ] || die "failed convert left out.img"
+	$VHDTOOL check damaged/child.vhd >check.out 2>&1
+	rc=$?
+	[ "$rc" -eq 1 ] && grep -qi "^error:.*base.vhd.*checksum" check.out ||
+		die "check of a child with a damaged parent: exit $rc: $(cat check.out)"
+	[ "$(cat damaged/*.vhd | md5sum)" = "$before" ] || die "a file changed"
+	echo "ok: damaged parent"
+) || failed+=("damaged parent")
 
 # Bad UTF-16 in the locators (the parent itself is present and right).
 cp child.vhd utf16-w2ru.vhd	# ".\" U+D83D (high surrogate, no low) "t"

@@ -4,12 +4,17 @@
 #  - a write into a child shows through it and leaves the parent untouched;
 #  - info lists every layer (2, then 3 with a grandchild), check is clean;
 #  - the chain still resolves after its folders are moved elsewhere (the
-#    relative W2ru locator; the absolute one is then stale);
+#    relative W2ru locator; the absolute one is then stale), even with another
+#    VHD at the old absolute path; a child moved alone resolves through the
+#    absolute W2ku locator; with both stale, the parent's file name next to
+#    the child is found;
 #  - a renamed parent: one-line error naming the missing parent;
 #  - a different VHD of the same size in the parent's place: one-line UUID
 #    mismatch error;
 #  - a parent cycle (a child that is its own parent; A -> B -> A): one-line
-#    error mentioning the cycle, and no hang.
+#    error mentioning the cycle, and no hang;
+#  - parent names in UTF-8 survive the UTF-16 locators; a name with a
+#    backslash never yields a child that cannot be opened.
 # vhdtool check exit codes, as decided from the engine's contract: a broken
 # chain (missing parent, wrong parent, cycle) is damage that check found in
 # an image it could read, so exit 1 with an "error:" finding naming the
@@ -67,7 +72,7 @@ $VHDTOOL snapshot -q root/images/base.vhd root/snaps/scratch.vhd || die "snapsho
 head -c 5000 /dev/urandom >patch.bin
 $VHDTOOL write --offset 522000 root/snaps/scratch.vhd patch.bin || die "write into the child failed"
 cp base.raw want.raw
-dd if=patch.bin of=want.raw bs=1 seek=522000 conv=notrunc status=none
+dd if=patch.bin of=want.raw bs=5000 count=1 seek=522000 oflag=seek_bytes conv=notrunc status=none
 $VHDTOOL convert -q root/snaps/scratch.vhd flat.img || die "flattening the written child failed"
 cmp want.raw flat.img || die "the written child does not read as base + overlay"
 $VHDTOOL convert -q root/images/base.vhd base-flat.img && cmp base.raw base-flat.img ||
@@ -98,6 +103,32 @@ cmp base.raw flat.img || die "moved chain reads differently"
 rm flat.img
 check_rc 0 "$C"
 child_sum=$(sum "$C")
+
+# An impostor at the old absolute path must not win over the relative locator.
+mkdir -p "$old/images"
+$VHDTOOL create -q --size 8M "$old/images/base.vhd" || die "create impostor failed"
+$VHDTOOL info "$C" >info.txt 2>&1 || die "moved chain with an impostor at the old path: $(cat info.txt)"
+grep -q "parent path:.*root2/.*images/base.vhd" info.txt || die "the impostor was taken: $(cat info.txt)"
+rm -rf "$old"
+
+# Only the child moved (the parent back at its original path): the relative
+# locator is stale, the absolute one works.
+mkdir -p "$old/images" solo
+mv "$B" "$old/images/base.vhd"
+cp "$C" solo/child.vhd
+$VHDTOOL convert -q solo/child.vhd flat.img || die "child alone (absolute locator) does not open"
+cmp base.raw flat.img || die "child alone reads differently"
+rm flat.img
+
+# Both locators stale, the parent next to the child under its recorded name.
+mkdir flat
+mv "$old/images/base.vhd" flat/base.vhd
+rm -rf "$old"
+cp solo/child.vhd flat/child.vhd
+$VHDTOOL convert -q flat/child.vhd flat.img || die "parent in the child's folder (header name) not found"
+cmp base.raw flat.img || die "child next to its parent reads differently"
+mv flat/base.vhd "$B"
+rm -rf flat.img flat solo
 
 # Renamed parent.
 mv "$B" "$B.renamed"
@@ -162,6 +193,29 @@ for top in a.vhd b.vhd; do
 	[ "$rc" -eq 1 ] && grep -qi '^error:.*cycle' check.out || die "check $top: exit $rc: $(cat check.out)"
 done
 [ "$(sum a.vhd)" = "$a_sum" ] && [ "$(sum b.vhd)" = "$b_sum" ] || die "the cycle's files were modified"
+
+# Unusual parent file names.  Non-ASCII UTF-8 goes through the UTF-16
+# locators and back (also after moving the pair); a name with a backslash --
+# legal on Linux, a separator in Windows locators -- must not give a child
+# that can never be opened: snapshot either refuses it (one line) or the
+# child opens.
+mkdir names
+cp "$B" "names/bäse €.vhd"
+$VHDTOOL snapshot -q "names/bäse €.vhd" names/c1.vhd || die "snapshot of a UTF-8 named parent failed"
+mv names names-moved
+$VHDTOOL convert -q names-moved/c1.vhd flat.img && cmp base.raw flat.img ||
+	die "child of a UTF-8 named parent does not read as it"
+rm -f flat.img
+mkdir bs
+cp "$B" 'bs/a\b.vhd'
+if $VHDTOOL snapshot -q 'bs/a\b.vhd' bs/c2.vhd 2>snap.err; then
+	$VHDTOOL convert -q bs/c2.vhd flat.img 2>conv.err && cmp base.raw flat.img ||
+		die "snapshot of a parent named 'a\b.vhd' made a child that does not open: $(cat conv.err)"
+	rm -f flat.img
+else
+	[ "$(wc -l <snap.err)" -eq 1 ] && [ ! -e bs/c2.vhd ] ||
+		die "snapshot of 'a\b.vhd' failed untidily: $(cat snap.err)"
+fi
 
 # A missing FILE cannot be checked at all: exit 2.
 check_rc 2 no-such.vhd

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test-interop-qemu-reads-ours.sh -- images vhdtool writes are read by qemu's
 # vpc driver (qemu-img 7.2) with exactly the size we asked for and the same
-# content: empty fixed/dynamic images from `create`, and fixed/dynamic images
+# content: empty fixed/dynamic images from `create`, fixed/dynamic images
 # from `convert` of a raw file with random data, for sizes that are and are
-# not CHS-exact (10M+512, an odd sector count, 1G) and block sizes 512K/2M.
+# not CHS-exact (10M+512, an odd sector count, 1G) and block sizes 512K/2M,
+# and images then changed in place by `vhdtool write`.
 #
 # qemu trusts current_size for creator "win " (what we write), so its
 # virtual-size must equal the requested size to the byte (vhd-facts 1.3, 1.6).
@@ -80,5 +81,20 @@ for size in $sizes; do
 	done
 	[ "$(sum src.raw)" = "$src" ] || die "convert changed its source"
 	rm -f src.raw
+done
+# 3. Images changed in place by `vhdtool write` (new blocks, partial sectors,
+# runs across block boundaries), fixed and dynamic: qemu sees every write.
+size=10486272
+for l in fixed dynamic:512K; do
+	mkdata src.raw $size
+	$VHDTOOL convert -q -O vhd $(layout_opts "$l") src.raw w.vhd || die "convert failed"
+	for spec in 1000:5000 524000:1100000 6000000:300 $((size - 700)):700; do
+		off=${spec%%:*} len=${spec#*:}
+		head -c "$len" /dev/urandom >patch.bin
+		$VHDTOOL write --offset "$off" w.vhd patch.bin || die "vhdtool write $spec into $l failed"
+		dd if=patch.bin of=src.raw bs="$len" count=1 seek="$off" oflag=seek_bytes conv=notrunc status=none
+	done
+	check_qemu src.raw w.vhd "$size" "$l written in place by vhdtool"
+	rm -f w.vhd src.raw patch.bin
 done
 echo "qemu reads every image we wrote"

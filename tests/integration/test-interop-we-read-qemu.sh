@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test-interop-we-read-qemu.sh -- vhdtool reads VHDs that qemu-img 7.2 wrote:
 # dynamic and fixed, with and without force_size, filled by `qemu-img convert
-# -O vpc` from a random raw file and, for dynamic, also written in place by
+# -O vpc` from a random raw file, and empty ones written in place by
 # qemu-io (qemu sets whole bitmaps to 0xFF on allocation).  For each image:
 #  - `vhdtool info --json` virtual_size equals qemu-img info's virtual-size
 #    (qemu rounds sizes up to CHS-exact ones with creator "qemu", and with
@@ -9,6 +9,9 @@
 #  - `vhdtool convert X out.img` equals `qemu-img convert -f vpc -O raw X`
 #    byte for byte;
 #  - `vhdtool check` finds nothing wrong (exit 0).
+# Also empty qemu dynamic disks of 127G (just under the CHS limit of 127.5
+# GiB), 200G and 2040G (past it; qemu writes CHS 65535/16/255): same size as qemu says, clean, and a sector
+# qemu-io writes at the very end reads back.
 . "$TOP/tests/functions.sh"
 requires qemu-img
 
