@@ -180,6 +180,8 @@ int disk_open_layer(const char *path, unsigned flags, struct chain_ctx *ctx,
 		ioflags |= VHD_IO_NOLOCK;
 	if (flags & VHD_OPEN_DIRECT)
 		ioflags |= VHD_IO_DIRECT;
+	if ((flags & VHD_OPEN_SHARED) && !(flags & VHD_OPEN_RDWR))
+		ioflags |= VHD_IO_TRYLOCK;
 	rc = opts_io(o)->open(opts_io(o), path, ioflags, &io);
 	if (rc < 0) {
 		if ((rc == -EACCES || rc == -EROFS) && (flags & VHD_OPEN_RDWR))

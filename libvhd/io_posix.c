@@ -204,7 +204,8 @@ static int posix_open(const struct vhd_io_factory *f, const char *path,
 	}
 	if (!(flags & VHD_IO_NOLOCK) && !S_ISBLK(st.st_mode)) {
 		int op = (oflags & O_RDWR) ? LOCK_EX : LOCK_SH;
-		if (flock(fd, op | LOCK_NB) < 0) {
+		if (flock(fd, op | LOCK_NB) < 0 &&
+		    !(errno == EWOULDBLOCK && (flags & VHD_IO_TRYLOCK))) {
 			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
 			goto out_close;
 		}

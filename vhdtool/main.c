@@ -11,7 +11,7 @@
 
 static const struct verb *const verbs[] = {
 	&verb_create, &verb_info, &verb_check, &verb_convert, &verb_snapshot,
-	&verb_write, &verb_read, &verb_serve,
+	&verb_write, &verb_read, &verb_serve, &verb_mount, &verb_umount,
 };
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))

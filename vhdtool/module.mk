@@ -2,5 +2,7 @@ VHDTOOL_SRCS := $(wildcard vhdtool/*.c)
 VHDTOOL_OBJS := $(VHDTOOL_SRCS:.c=.o)
 BINS += vhdtool/vhdtool
 
+vhdtool/cmd_mount.o: CPPFLAGS += $(FUSE3_CFLAGS)
+
 vhdtool/vhdtool: $(VHDTOOL_OBJS) $(LIBVHD_A)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(VHDTOOL_OBJS) $(LIBVHD_A) $(LIBVHD_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(VHDTOOL_OBJS) $(LIBVHD_A) $(FUSE3_LIBS) $(LIBVHD_LIBS)

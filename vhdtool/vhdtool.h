@@ -24,7 +24,8 @@ struct verb {
 };
 
 extern const struct verb verb_create, verb_info, verb_check, verb_convert,
-	verb_snapshot, verb_write, verb_read, verb_serve;
+	verb_snapshot, verb_write, verb_read, verb_serve,
+	verb_mount, verb_umount;
 
 /* "vhdtool: " + message + newline on stderr; returns EXIT_FAIL. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

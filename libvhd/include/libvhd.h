@@ -118,6 +118,7 @@ struct vhd_io {
 #define VHD_IO_CREATE  0x2	/* create; fail if it exists */
 #define VHD_IO_NOLOCK  0x4	/* do not take the advisory image lock */
 #define VHD_IO_DIRECT  0x8	/* O_DIRECT (where the backend supports it) */
+#define VHD_IO_TRYLOCK 0x10	/* take the lock if free, else go on without */
 
 /* Opens files by path; the library uses it for the image and its parents. */
 struct vhd_io_factory {
@@ -183,6 +184,9 @@ VHD_API int vhd_create(const char *path, const struct vhd_create_opts *o,
 				   failure); a final vhd_flush still syncs */
 #define VHD_OPEN_DIRECT   0x10	/* O_DIRECT for the image file */
 #define VHD_OPEN_NOLOCK   0x20	/* skip advisory locks */
+#define VHD_OPEN_SHARED   0x40	/* read-only: open the image even while a
+				   writer holds it (reads may then see a
+				   moment of an update in progress) */
 
 enum vhd_size_rule {
 	VHD_SIZE_AUTO = 0,	/* creator-aware (docs/vhd-format.md) */
