@@ -1,51 +1,96 @@
 #!/usr/bin/env bash
-# convert.sh -- raw -> dynamic VHD: vhdtool convert vs qemu-img convert -O vpc
-# and cp --sparse=always of the same file, side by side in each round.
+# Conversion throughput, side by side in each repetition:
+#   raw -> dynamic VHD   vhdtool convert -q -O vhd   vs  qemu-img convert -f raw -O vpc
+#                        vs  cp --sparse=always (the copy a user could do instead)
+#                        for the sparse source (holes) and the dense one (written zeros)
+#   VHD -> raw           vhdtool convert -q -O raw   vs  qemu-img convert -f vpc -O raw
+#                        (source: work/pristine.vhd, made by qemu-img)
+# Each timed run: rm the output, sync + drop the page cache (cold source), run
+# the command, `sync OUTPUT` (for every case, although vhdtool syncs itself),
+# stop the clock.  MB/s = virtual disk bytes / seconds / 1e6.
+#
+# Env: RUNS, JOBS (subset of "raw2vhd-sparse raw2vhd-dense vhd2raw"),
+#      CASES (subset of "vhdtool qemu-img cp-sparse"; the first is the
+#      subject of the ratios), VERIFY=1 checks every output of run 1
+#      (untimed: qemu-img compare with the source, vhdtool check on VHDs),
+#      APPEND=1 adds to the previous results instead of starting afresh.
 . "$(dirname "$0")/lib.sh"
-need qemu-img
-make_source
-: "${CASES:=vhdtool qemu-img cp-sparse}"
-: "${VARIANTS:=sparse dense}"
-out=$WORK/out
-res=$WORK/convert.tsv
-: > "$res"
+need qemu-img bc
+need_vhdkit tool
+"$BENCH/mkdata.sh"
 
-cmd_for() {
-	case $1 in
-	vhdtool)   echo "$VHDTOOL convert -q -O vhd $2 $out" ;;
-	qemu-img)  echo "qemu-img convert -f raw -O vpc $2 $out" ;;
-	cp-sparse) echo "cp --sparse=always $2 $out" ;;
-	vhdtool-direct) echo "$VHDTOOL convert -q --direct -O vhd $2 $out" ;;
-	qemu-img-tnone) echo "qemu-img convert -t none -T none -f raw -O vpc $2 $out" ;;
-	esac
+: "${JOBS:=raw2vhd-sparse raw2vhd-dense vhd2raw}"
+: "${CASES:=vhdtool qemu-img cp-sparse}"
+: "${VERIFY:=1}"
+OUTTSV="$RESULTS/convert.tsv"
+if [[ ${APPEND:-0} != 1 || ! -f $OUTTSV ]]; then
+    printf 'bench\tjob\tcase\trun\tseconds\tMBps\tout_apparent\tout_alloc\n' > "$OUTTSV"
+    : > "$RESULTS/convert.commands"; rm -f "$RESULTS/convert.verify"
+fi
+printf 'SIZE_MIB=%s DATA_PCT=%s RUNS=%s\n' "$SIZE_MIB" "$DATA_PCT" "$RUNS" > "$RESULTS/convert.params"
+
+VHD="$WORK/pristine.vhd"
+OUT="$WORK/conv-out"
+
+# case_cmd JOB CASE -> sets CMD (array) and SRC; returns 1 if the case does not
+# apply to the job (cp of a VHD is not a conversion)
+case_cmd() {
+    local job=$1 c=$2
+    case $job in
+        raw2vhd-sparse) SRC="$WORK/src.raw";;
+        raw2vhd-dense)  SRC="$WORK/src-dense.raw";;
+        vhd2raw)        SRC="$VHD";;
+        *) die "unknown convert job $job";;
+    esac
+    case $job:$c in
+        raw2vhd-*:vhdtool)   CMD=("$VHDTOOL" convert -q -O vhd "$SRC" "$OUT");;
+        raw2vhd-*:qemu-img)  CMD=(qemu-img convert -f raw -O vpc $VPC_OPTS "$SRC" "$OUT");;
+        raw2vhd-*:cp-sparse) CMD=(cp --sparse=always "$SRC" "$OUT");;
+        vhd2raw:vhdtool)     CMD=("$VHDTOOL" convert -q -O raw "$SRC" "$OUT");;
+        vhd2raw:qemu-img)    CMD=(qemu-img convert -f vpc -O raw "$SRC" "$OUT");;
+        vhd2raw:cp-sparse)   return 1;;
+        *) die "unknown convert case $c";;
+    esac
 }
 
-for run in $(seq 1 "$RUNS"); do
-	for variant in $VARIANTS; do
-		src=$WORK/src.raw; [ "$variant" = dense ] && src=$WORK/src-dense.raw
-		for c in $CASES; do
-			rm -f "$out"; drop_caches
-			t0=$(now)
-			$(cmd_for "$c" "$src") && sync "$out"
-			t1=$(now)
-			secs=$(echo "$t1 - $t0" | bc -l)
-			printf '%s\t%s\t%s\t%s\n' "$variant" "$c" "$run" "$secs" >> "$res"
-			log "run $run $variant $c: ${secs}s"
-		done
-	done
-done
+verify_out() {    # verify_out JOB CASE: the output holds the source's data
+    local job=$1 c=$2 ofmt=raw sfmt=raw ok=1
+    case $job in raw2vhd-*) [[ $c == cp-sparse ]] || ofmt=vpc;; vhd2raw) sfmt=vpc;; esac
+    qemu-img compare -q -f "$sfmt" -F "$ofmt" "$SRC" "$OUT" || ok=0
+    if [[ $ofmt == vpc ]] && ! "$VHDTOOL" check "$OUT" >"$RUN_DIR/check.out" 2>&1; then
+        ok=0; cat "$RUN_DIR/check.out" >&2
+    fi
+    if [[ $ok == 1 ]]; then log "  verify $job $c: identical"
+    else log "  verify $job $c: FAILED"; echo "VERIFY FAILED: $job $c (${CMD[*]})" >> "$RESULTS/convert.verify"; fi
+}
 
-bytes=$(( SIZE_MIB * 1048576 ))
-printf '\n## convert %d MiB raw (%d%% data) -> dynamic VHD, %d runs, median\n\n' "$SIZE_MIB" "$DATA_PCT" "$RUNS"
-printf '| source | case | median s | MB/s | vs qemu-img | vs cp --sparse |\n|---|---|---|---|---|---|\n'
-for variant in $VARIANTS; do
-	for c in $CASES; do
-		m=$(awk -v v="$variant" -v c="$c" '$1==v && $2==c {print $4}' "$res" | median)
-		# ratio per round, then the median of the ratios
-		rq=$(awk -v v="$variant" -v c="$c" '$1==v {t[$2,$3]=$4} END {for (k in t) {split(k,a,SUBSEP); if (a[1]==c && (("qemu-img",a[2]) in t)) print t["qemu-img",a[2]]/t[k]}}' "$res" | median)
-		rc=$(awk -v v="$variant" -v c="$c" '$1==v {t[$2,$3]=$4} END {for (k in t) {split(k,a,SUBSEP); if (a[1]==c && (("cp-sparse",a[2]) in t)) print t["cp-sparse",a[2]]/t[k]}}' "$res" | median)
-		printf '| %s | %s | %.2f | %.0f | %.2f | %.2f |\n' "$variant" "$c" "$m" \
-			"$(echo "$bytes / $m / 1000000" | bc -l)" "${rq:-0}" "${rc:-0}"
-	done
+bytes() { case $1 in vhd2raw) qemu-img info --output=json "$VHD" | jq '."virtual-size"';;
+                     *) echo $(( SIZE_MIB * 1048576 ));; esac; }
+
+for run in $(seq 1 "$RUNS"); do
+  for job in $JOBS; do
+    nbytes=$(bytes "$job")
+    for c in $CASES; do
+        case_cmd "$job" "$c" || continue
+        rm -f "$OUT"
+        drop_caches
+        t0=$(now)
+        if ! "${CMD[@]}" 2>"$RUN_DIR/convert.err"; then
+            log "FAILED: ${CMD[*]}"; cat "$RUN_DIR/convert.err" >&2
+            echo "FAILED (run $run): ${CMD[*]}: $(head -c 300 "$RUN_DIR/convert.err")" >> "$RESULTS/convert.verify"
+            continue
+        fi
+        sync "$OUT"
+        t1=$(now)
+        secs=$(echo "$t1 - $t0" | bc -l)
+        mbps=$(echo "$nbytes / $secs / 1000000" | bc -l)
+        printf 'convert\t%s\t%s\t%d\t%.3f\t%.1f\t%d\t%d\n' "$job" "$c" "$run" "$secs" "$mbps" \
+            "$(size_apparent "$OUT")" "$(size_alloc "$OUT")" | tee -a "$OUTTSV" >&2
+        [[ $VERIFY == 1 && $run == 1 ]] && verify_out "$job" "$c"
+        printf '%s\t%s\t%s\n' "$job" "$c" "${CMD[*]}" >> "$RESULTS/convert.commands"
+    done
+  done
 done
-printf '\n(ratios are speed ratios: >1 means faster than the reference; median of per-round ratios)\n'
+rm -f "$OUT"
+sort -u -o "$RESULTS/convert.commands" "$RESULTS/convert.commands"
+log "done: $OUTTSV"

@@ -1,36 +1,248 @@
-# lib.sh -- helpers for vhdkit's benchmarks (method from shared/bench:
-# cold source (page cache dropped), output synced inside the timing, every
-# case run back to back in each round, medians over RUNS, ratios per round).
+# lib.sh -- common helpers of vhdkit's benchmarks.  Source this file.
+# Method (from the shared baseline harness): every figure is the median of
+# RUNS repetitions; within a repetition each job runs on every target back to
+# back (round robin), so ratios are taken side by side, per run, and their
+# median reported; one server at a time, on a unix socket, started before
+# and stopped (by its PID) after each measurement; backing files warmed in
+# the page cache right before each fio run; convert runs start with a cold
+# page cache and include `sync FILE` of the output.
+# shellcheck shell=bash
 set -euo pipefail
-BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TOP=$(cd "$BENCH/.." && pwd)
-VHDTOOL=$TOP/vhdtool/vhdtool
-: "${WORK:=/tmp/vhdkit-bench}"
-: "${RUNS:=3}"
-: "${SIZE_MIB:=1024}"
-: "${DATA_PCT:=50}"
-: "${SEED:=42}"
-mkdir -p "$WORK"
 
-log() { printf '%s\n' "$*" >&2; }
-need() { local c; for c in "$@"; do command -v "$c" >/dev/null || { log "bench: $c is not installed"; exit 1; }; done; }
-drop_caches() { sync; [ -w /proc/sys/vm/drop_caches ] && echo 3 > /proc/sys/vm/drop_caches || true; }
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+HERE=$BENCH
+TOP="$(cd "$BENCH/.." && pwd)"
+# shellcheck source=config.sh
+. "$BENCH/config.sh"
 
-# Deterministic source: SIZE_MIB MiB, DATA_PCT% of its 1 MiB chunks random
-# (incompressible), the rest holes (src.raw) or written zeros (src-dense.raw).
-make_source() {
-	local stamp="size=$SIZE_MIB pct=$DATA_PCT seed=$SEED"
-	if [ -f "$WORK/.stamp" ] && [ "$(cat "$WORK/.stamp")" = "$stamp" ]; then return; fi
-	rm -f "$WORK"/src*.raw
-	log "making a ${SIZE_MIB} MiB source with ${DATA_PCT}% data"
-	truncate -s "${SIZE_MIB}M" "$WORK/src.raw"
-	local n=$(( SIZE_MIB * DATA_PCT / 100 ))
-	shuf -i "0-$(( SIZE_MIB - 1 ))" -n "$n" --random-source=<(yes "$SEED") | sort -n |
-	while read -r i; do
-		head -c 1048576 /dev/urandom | dd of="$WORK/src.raw" bs=1M seek="$i" count=1 conv=notrunc iflag=fullblock status=none
-	done
-	cp --sparse=never "$WORK/src.raw" "$WORK/src-dense.raw"
-	echo "$stamp" > "$WORK/.stamp"
+# vhdkit under test (the build tree, not an installed copy)
+: "${VHDTOOL:=$TOP/vhdtool/vhdtool}"
+: "${NBD_PLUGIN:=$TOP/nbd-plugin/nbdkit-vhd-plugin.so}"
+
+mkdir -p "$WORK" "$RESULTS" "$RUN_DIR"
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Debian package of each tool the benchmarks use (for the error message)
+pkg_of() {
+    case $1 in
+        qemu-img|qemu-nbd) echo qemu-utils;;
+        nbdfuse|nbdinfo|nbdcopy) echo libnbd-bin;;
+        vhdimount) echo libvhdi-utils;;
+        fusermount3) echo fuse3;;
+        shuf|sync|truncate|stat) echo coreutils;;
+        *) echo "$1";;
+    esac
 }
+
+# need TOOL... : all present, or name every missing one (and its package)
+# and exit non-zero.
+need() {
+    local c missing=() pkgs=()
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 && continue
+        missing+=("$c"); pkgs+=("$(pkg_of "$c")")
+    done
+    if (( ${#missing[@]} )); then
+        log "missing tools: ${missing[*]}"
+        log "install them with: apt-get install -y $(printf '%s\n' "${pkgs[@]}" | sort -u | tr '\n' ' ')"
+        exit 1
+    fi
+}
+
+# need_vhdkit [tool|plugin]... : the build products exist (run `make` first)
+need_vhdkit() {
+    local w
+    for w in "$@"; do
+        case $w in
+            tool)   [[ -x $VHDTOOL ]] || die "$VHDTOOL is not built (run make)";;
+            plugin) [[ -f $NBD_PLUGIN ]] || die "$NBD_PLUGIN is not built (run make; needs nbdkit-plugin-dev)";;
+        esac
+    done
+}
+
+now() { date +%s.%N; }
+
+drop_caches() {
+    sync
+    if [[ "${DROP_CACHES}" == 1 ]]; then
+        [[ -w /proc/sys/vm/drop_caches ]] || die "cannot drop the page cache: run as root, or DROP_CACHES=0 (warm source)"
+        echo 3 > /proc/sys/vm/drop_caches
+    fi
+}
+
+# Read a file once so it is in the page cache (used before "warm" tests).
+# NOTE: these VMs run a DAMON "pageout" scheme that reclaims page cache not
+# accessed for ~60 s, so warming happens right before each measurement.
+warm_file() { [[ "$WARM" == 1 ]] || return 0; dd if="$1" of=/dev/null bs=4M status=none; }
+
+# Apparent and allocated size in bytes.
+size_apparent() { stat -c %s "$1"; }
+size_alloc()    { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
+
+# CPU seconds (user+system) consumed so far by a PID (0 if gone).
+proc_cpu() {
+    local pid=$1 tck; tck=$(getconf CLK_TCK)
+    if [[ -n $pid && -r /proc/$pid/stat ]]; then
+        # fields after the ")" : state is $1, utime $12, stime $13
+        awk -v t="$tck" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12+$13)/t }' "/proc/$pid/stat"
+    else echo 0; fi
+}
+
+# median of numbers on stdin
+median() {
+    sort -g | awk '{a[NR]=$1} END { if (NR==0) print "NA";
+        else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'
+}
+
+# ---------------------------------------------------------------- servers ---
+# Servers run in the foreground as children of this shell (so `wait` reaps
+# them); we record their PIDs and only ever kill those PIDs.
+declare -A SRV_PID=()
+
+sock_path() { echo "$RUN_DIR/$1.sock"; }
+nbd_uri()   { echo "nbd+unix:///?socket=$(sock_path "$1")"; }
+
+wait_nbd() {   # wait until an NBD server answers on socket $1 (name)
+    local name=$1 i
+    for i in $(seq 1 200); do
+        if nbdinfo --size "$(nbd_uri "$name")" >/dev/null 2>&1; then return 0; fi
+        [[ -n "${SRV_PID[$name]:-}" ]] && ! kill -0 "${SRV_PID[$name]}" 2>/dev/null && break
+        sleep 0.05
+    done
+    log "server log $RUN_DIR/$name.log:"; tail -5 "$RUN_DIR/$name.log" >&2 || true
+    die "NBD server $name did not come up"
+}
+
+# start_server NAME CMD...   (CMD must stay in the foreground)
+start_server() {
+    local name=$1; shift
+    rm -f "$(sock_path "$name")"
+    "$@" >"$RUN_DIR/$name.log" 2>&1 &
+    SRV_PID[$name]=$!
+    echo "${SRV_PID[$name]}" > "$RUN_DIR/$name.pid"
+    wait_nbd "$name"
+}
+
+stop_server() {
+    local name=$1 pid=${SRV_PID[$1]:-}
+    [[ -z "$pid" ]] && return 0
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset "SRV_PID[$name]"
+    rm -f "$(sock_path "$name")" "$RUN_DIR/$name.pid"
+}
+
+# nbdkit file plugin:  start_nbdkit NAME IMAGE [extra nbdkit args / plugin params]
+start_nbdkit() {
+    local name=$1 img=$2; shift 2
+    local pre=() post=()
+    for a in "$@"; do case $a in -*) pre+=("$a");; *) post+=("$a");; esac; done
+    start_server "$name" nbdkit -f -U "$(sock_path "$name")" "${pre[@]}" \
+        file "$img" "${post[@]}"
+}
+
+# vhdkit's nbdkit plugin:  start_nbdkit_vhd NAME IMAGE [extra nbdkit args / plugin params]
+start_nbdkit_vhd() {
+    local name=$1 img=$2; shift 2
+    local pre=() post=()
+    for a in "$@"; do case $a in -*) pre+=("$a");; *) post+=("$a");; esac; done
+    start_server "$name" nbdkit -f -U "$(sock_path "$name")" "${pre[@]}" \
+        "$NBD_PLUGIN" file="$img" "${post[@]}"
+}
+
+# qemu-nbd:  start_qemu_nbd NAME FORMAT IMAGE [extra qemu-nbd args]
+start_qemu_nbd() {
+    local name=$1 fmt=$2 img=$3; shift 3
+    start_server "$name" qemu-nbd -k "$(sock_path "$name")" -t -e 0 -f "$fmt" "$@" "$img"
+}
+
+# ------------------------------------------------------------------- FUSE ---
+declare -A MNT_PID=()      # FUSE daemons that are our children (nbdfuse)
+declare -A VHD_MNT=()      # mount points of daemonized vhdtool mounts
+mnt_dir() { echo "$RUN_DIR/mnt-$1"; }
+
+wait_file() {  # wait for path to exist
+    local i; for i in $(seq 1 200); do [[ -e "$1" ]] && return 0; sleep 0.05; done
+    die "timeout waiting for $1"
+}
+
+unmount_fuse() {
+    local name=$1 d; d=$(mnt_dir "$name")
+    if mountpoint -q "$d"; then fusermount3 -u "$d" || umount -l "$d"; fi
+    if [[ -n "${MNT_PID[$name]:-}" ]]; then wait "${MNT_PID[$name]}" 2>/dev/null || true; unset "MNT_PID[$name]"; fi
+}
+
+# vhdtool mount: the daemon writes its PID to this file (see cmd_mount.c)
+vhdtool_pidfile() {
+    local real; real=$(realpath -m "$1")
+    echo "${XDG_RUNTIME_DIR:-/tmp}/vhdkit-mount-${real//\//_}.pid"
+}
+
+# mount_vhdtool NAME IMAGE [vhdtool mount options] -> sets FILE and MNT_DAEMON_PID
+mount_vhdtool() {
+    local name=$1 img=$2; shift 2
+    local d i pf; d=$(mnt_dir "$name"); mkdir -p "$d"; pf=$(vhdtool_pidfile "$d")
+    "$VHDTOOL" mount "$@" "$img" "$d" >"$RUN_DIR/$name.log" 2>&1 \
+        || { cat "$RUN_DIR/$name.log" >&2; die "vhdtool mount $img failed"; }
+    VHD_MNT[$name]=$d
+    wait_file "$d/disk"; FILE="$d/disk"
+    MNT_DAEMON_PID=""
+    for i in $(seq 1 100); do
+        [[ -s $pf ]] && { MNT_DAEMON_PID=$(cat "$pf"); break; }
+        sleep 0.02
+    done
+    [[ -n $MNT_DAEMON_PID ]] || log "warning: no pid file $pf (daemon CPU not counted)"
+}
+
+umount_vhdtool() {
+    local name=$1 d=${VHD_MNT[$1]:-}
+    [[ -z $d ]] && return 0
+    "$VHDTOOL" umount "$d" >>"$RUN_DIR/$name.log" 2>&1 \
+        || { log "vhdtool umount $d failed:"; tail -3 "$RUN_DIR/$name.log" >&2; \
+             mountpoint -q "$d" && fusermount3 -u "$d"; }
+    unset "VHD_MNT[$name]"
+}
+
+# ---------------------------------------------------------------- cleanup ---
+cleanup() {
+    local n d
+    for n in "${!VHD_MNT[@]}"; do umount_vhdtool "$n"; done
+    for n in "${!MNT_PID[@]}"; do unmount_fuse "$n"; done
+    for d in "$RUN_DIR"/mnt-*; do [[ -d "$d" ]] && mountpoint -q "$d" && fusermount3 -u "$d" 2>/dev/null; done
+    for n in "${!SRV_PID[@]}"; do stop_server "$n"; done
+    return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# -------------------------------------------------------------------- fio ---
+# run_fio JOBFILE OUT.json  (workload given by env: RW BS QD NJ TB RUNTIME ...)
+run_fio() {
+    local jobfile=$1 out=$2
+    fio --output-format=json --output="$out" "$jobfile" >/dev/null 2>"$out.err" \
+        || { cat "$out.err" >&2; die "fio failed ($jobfile)"; }
+}
+
+# fio_metrics OUT.json DIR(read|write) -> "iops MBps p99_us mean_us runtime_s"
+# p99 and mean are of the total latency (submission + completion); with
+# group_reporting the numbers are summed over numjobs, runtime is the longest.
+fio_metrics() {
+    jq -r --arg d "$2" '.jobs[0][$d] |
+        [ (.iops|floor), ((.bw_bytes/1e6)*10|floor/10),
+          ((.lat_ns.percentile["99.000000"] // .clat_ns.percentile["99.000000"] // 0)/1000|floor),
+          ((.lat_ns.mean // 0)/1000|floor), (.runtime/1000) ] | @tsv' "$1"
+}
+
+# Parse a job spec "name:rw:bs:qd:nj[:tb]" into exported env for the job files.
+set_job() {
+    local IFS=:
+    read -r JOB RW BS QD NJ TB <<<"$1"
+    TB=${TB:-1}
+    export RW BS QD NJ TB RUNTIME
+    case $RW in *read*) DIR=read;; *) DIR=write;; esac
+}
+
+# TSV header used by all NBD/FUSE results files
+TSV_HDR=$'bench\tphase\ttarget\tjob\trun\tiops\tMBps\tp99_us\tmean_us\truntime_s\tsrv_cpu_s'

@@ -19,24 +19,38 @@ struct checker {
 	void (*report)(void *opaque, enum vhd_check_severity sev, const char *msg);
 	void *opaque;
 	struct vhd_check_result *res;
-	const char *path;
+	const char *path;	/* the layer being checked */
+	char **seen;		/* findings already reported */
+	size_t nseen;
 };
 
+/* Report a finding once: the tolerant open of a layer and the strict open
+ * of the chain can meet the same problem. */
 static void found(void *opaque, enum vhd_check_severity sev, const char *msg)
 {
 	struct checker *c = opaque;
 	char line[1280];
+	char **v;
 
+	snprintf(line, sizeof(line), "%s: %s", c->path, msg);
+	for (size_t i = 0; i < c->nseen; i++)
+		if (!strcmp(c->seen[i], line))
+			return;
+	v = realloc(c->seen, (c->nseen + 1) * sizeof(*v));
+	if (v) {
+		c->seen = v;
+		c->seen[c->nseen] = strdup(line);
+		if (c->seen[c->nseen])
+			c->nseen++;
+	}
 	switch (sev) {
 	case VHD_CHECK_ERROR: c->res->errors++; break;
 	case VHD_CHECK_WARN: c->res->warnings++; break;
 	case VHD_CHECK_INFO: c->res->infos++; break;
 	}
-	snprintf(line, sizeof(line), "%s: %s", c->path, msg);
 	if (c->report)
 		c->report(c->opaque, sev, line);
 }
-
 static void foundf(struct checker *c, enum vhd_check_severity sev,
 		   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -78,6 +92,20 @@ static void check_backup_footer(vhd_disk *d, struct checker *c)
 		       "backup footer at offset 0 differs from the footer at end of file");
 }
 
+/* A fixed disk's data should fill the file up to the footer. */
+static void check_fixed(vhd_disk *d, struct checker *c)
+{
+	struct vhd_image *v = IMG(d);
+	uint64_t fsize = 0;
+
+	if (io_size(d->io, &fsize) == 0 && v->footer_len &&
+	    fsize - v->footer_len > v->footer.current_size)
+		foundf(c, VHD_CHECK_WARN,
+		       "the file holds %llu bytes of data, more than the disk size %llu",
+		       (unsigned long long)(fsize - v->footer_len),
+		       (unsigned long long)v->footer.current_size);
+}
+
 static void check_sparse(vhd_disk *d, struct checker *c)
 {
 	struct vhd_image *v = IMG(d);
@@ -101,25 +129,53 @@ static const char *without_path(const char *path)
 	return !strncmp(m, path, n) && m[n] == ':' && m[n + 1] == ' ' ? m + n + 2 : m;
 }
 
-/* Open the parent strictly (UUID checked) and check it too. */
-static int check_parent(vhd_disk *d, unsigned flags,
-			const struct vhd_open_opts *o, struct checker *c)
+/* Damage is a finding; a file we cannot read or recognise is not. */
+static bool is_damage(int rc)
 {
-	struct vhd_open_opts po = o ? *o : (struct vhd_open_opts){ 0 };
-	vhd_disk *full;
+	return rc <= -VHD_E_BASE && rc != VHD_E_FORMAT;
+}
+
+/* Check one layer on its own (tolerant, no parent).  *@is_diff tells
+ * whether it has a parent to look for. */
+static int check_layer(const char *path, unsigned flags,
+		       const struct vhd_open_opts *o, struct checker *c,
+		       bool *is_diff)
+{
+	struct chain_ctx *ctx = calloc(1, sizeof(*ctx));
+	vhd_disk *d = NULL;
 	int rc;
 
-	po.format = VHD_FMT_AUTO;
-	rc = vhd_open(d->path, 0, &po, &full);
+	*is_diff = false;
+	if (!ctx)
+		return -ENOMEM;
+	c->path = path;
+	if (o)
+		ctx->opts = *o;
+	ctx->flags = VHD_OPEN_TOLERANT | VHD_OPEN_NOPARENT | (flags & VHD_OPEN_NOLOCK);
+	ctx->report = found;
+	ctx->report_opaque = c;
+	rc = disk_open_layer(path, ctx->flags, ctx, &d);
+	free(ctx);
 	if (rc < 0) {
-		found(c, VHD_CHECK_ERROR, without_path(d->path));
+		if (!is_damage(rc))
+			return rc;
+		found(c, VHD_CHECK_ERROR, without_path(path));
 		return 0;
 	}
-	if (full->parent)
-		rc = vhd_check(full->parent_path, flags, o, c->report, c->opaque,
-			       c->res);
-	vhd_close(full);
-	return rc;
+	if (d->ops == &vhd_fixed_ops || d->ops == &vhd_sparse_ops) {
+		check_backup_footer(d, c);
+		if (d->ops == &vhd_sparse_ops)
+			check_sparse(d, c);
+		else
+			check_fixed(d, c);
+		*is_diff = IMG(d)->type == VHD_TYPE_DIFF;
+	} else {
+		if (d->ops->check)
+			d->ops->check(d, found, c);
+		*is_diff = d->ops->has_parent && d->ops->has_parent(d);
+	}
+	vhd_close(d);
+	return 0;
 }
 
 int vhd_check(const char *path, unsigned flags, const struct vhd_open_opts *o,
@@ -127,37 +183,49 @@ int vhd_check(const char *path, unsigned flags, const struct vhd_open_opts *o,
 			     const char *msg),
 	      void *opaque, struct vhd_check_result *res)
 {
-	struct checker c = { report, opaque, res, path };
-	struct chain_ctx *ctx = calloc(1, sizeof(*ctx));
-	vhd_disk *d = NULL;
+	struct checker c = { report, opaque, res, path, NULL, 0 };
+	struct vhd_open_opts po = o ? *o : (struct vhd_open_opts){ 0 };
+	char **paths = NULL;
+	size_t npaths = 0;
+	vhd_disk *full;
+	bool is_diff;
 	int rc;
 
-	if (!ctx)
-		return -ENOMEM;
-	if (o)
-		ctx->opts = *o;
-	ctx->flags = VHD_OPEN_TOLERANT | VHD_OPEN_NOPARENT |
-		     (flags & VHD_OPEN_NOLOCK);
-	ctx->report = found;
-	ctx->report_opaque = &c;
-	rc = disk_open_layer(path, ctx->flags, ctx, &d);
-	free(ctx);
+	rc = check_layer(path, flags, o, &c, &is_diff);
+	if (rc < 0 || !is_diff || (flags & VHD_OPEN_NOPARENT))
+		goto out;
+	/* The chain, resolved the strict way: parents found, identities
+	 * matching, no cycle, not too deep.  Then each parent on its own. */
+	po.format = VHD_FMT_AUTO;
+	rc = vhd_open(path, flags & VHD_OPEN_NOLOCK, &po, &full);
 	if (rc < 0) {
-		/* Damage that even a tolerant open cannot work around is a
-		 * finding; a file we cannot read or recognise is not. */
-		if (rc <= -VHD_E_BASE && rc != VHD_E_FORMAT) {
+		c.path = path;
+		if (is_damage(rc)) {
 			found(&c, VHD_CHECK_ERROR, without_path(path));
-			return 0;
+			rc = 0;
 		}
-		return rc;
+		goto out;
 	}
-	if (d->ops == &vhd_fixed_ops || d->ops == &vhd_sparse_ops) {
-		check_backup_footer(d, &c);
-		if (d->ops == &vhd_sparse_ops)
-			check_sparse(d, &c);
-		if (IMG(d)->type == VHD_TYPE_DIFF && !(flags & VHD_OPEN_NOPARENT))
-			rc = check_parent(d, flags, o, &c);
+	for (vhd_disk *l = vhd_parent(full); l; l = vhd_parent(l)) {
+		char **v = realloc(paths, (npaths + 1) * sizeof(*v));
+		if (!v) {
+			rc = -ENOMEM;
+			break;
+		}
+		paths = v;
+		paths[npaths] = strdup(l->path);
+		if (paths[npaths])
+			npaths++;
 	}
-	vhd_close(d);
+	vhd_close(full);
+	for (size_t i = 0; rc == 0 && i < npaths; i++)
+		rc = check_layer(paths[i], flags | VHD_OPEN_NOPARENT, o, &c, &is_diff);
+out:
+	for (size_t i = 0; i < npaths; i++)
+		free(paths[i]);
+	free(paths);
+	for (size_t i = 0; i < c.nseen; i++)
+		free(c.seen[i]);
+	free(c.seen);
 	return rc;
 }

@@ -184,7 +184,8 @@ int disk_open_layer(const char *path, unsigned flags, struct chain_ctx *ctx,
 		ioflags |= VHD_IO_TRYLOCK;
 	rc = opts_io(o)->open(opts_io(o), path, ioflags, &io);
 	if (rc < 0) {
-		if ((rc == -EACCES || rc == -EROFS) && (flags & VHD_OPEN_RDWR))
+		if ((rc == -EACCES || rc == -EROFS || rc == -EPERM) &&
+		    (flags & VHD_OPEN_RDWR))
 			return path_error(path, rc,
 					  "cannot open for writing: %s (read-only file?)",
 					  strerror(-rc));

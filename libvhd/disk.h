@@ -42,6 +42,11 @@ struct vhd_format_ops {
 	int (*close)(vhd_disk *d);
 	/* Release format state of a failed open without any I/O (optional). */
 	void (*abandon)(vhd_disk *d);
+	/* vhd_check of formats other than VHD: findings beyond what a
+	 * tolerant open reports (optional), and whether a parent is named. */
+	void (*check)(vhd_disk *d, void (*found)(void *, enum vhd_check_severity,
+						 const char *), void *opaque);
+	bool (*has_parent)(vhd_disk *d);
 };
 
 /* Identity of every file opened along a chain, for cycle detection. */

@@ -90,6 +90,9 @@ static int fill_parent(struct new_vhd *n, const struct vhd_create_opts *o,
 	if (!o->parent || !*o->parent)
 		return path_error(n->path, -EINVAL,
 				  "a differencing disk needs a parent");
+	if (strchr(o->parent, '\\'))
+		return path_error(o->parent, -EINVAL,
+				  "a parent path with a backslash cannot be stored: VHD locators use it as the path separator");
 	rc = vhd_open(o->parent, 0, &po, &p);
 	if (rc < 0)
 		return rc;

@@ -430,9 +430,9 @@ static void report_leak(vhd_disk *d)
 	struct vhd_image *v = IMG(d);
 	uint64_t end = used_end(v);
 
-	if (v->footer_pos > end)
+	if (v->footer_len && v->footer_pos > end)
 		vhd_problem(d, VHD_CHECK_INFO, 0,
-			    "%llu bytes between the last block and the footer are unused (leaked by an interrupted write; the next read-write open reuses them)",
+			    "%llu bytes between the last block and the footer are not referenced (an interrupted write leaves such space; the next read-write open reuses it)",
 			    (unsigned long long)(v->footer_pos - end));
 }
 

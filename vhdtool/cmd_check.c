@@ -58,7 +58,7 @@ static int run(int argc, char **argv)
 		case 'n': flags |= VHD_OPEN_NOPARENT; break;
 		case 'j': o.json = 1; break;
 		case 'q': o.quiet = 1; break;
-		default: return usage_error(&verb_check, "bad option");
+		default: return bad_option(&verb_check, argv);
 		}
 	}
 	if (optind != argc - 1)

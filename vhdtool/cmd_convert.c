@@ -73,7 +73,7 @@ static int run(int argc, char **argv)
 				return usage_error(&verb_convert, "type must be fixed or dynamic");
 			break;
 		case 'b':
-			if (parse_size(optarg, &v) < 0 || v > UINT32_MAX)
+			if (parse_size(optarg, &v) < 0 || v == 0 || v > UINT32_MAX)
 				return usage_error(&verb_convert, "invalid block size '%s'", optarg);
 			co.out.block_size = (uint32_t)v;
 			break;
@@ -81,7 +81,7 @@ static int run(int argc, char **argv)
 		case 'q': quiet = 1; break;
 		case 'j': json = 1; break;
 		case 'S': co.sparse_zeros = 0; break;
-		default: return usage_error(&verb_convert, "bad option");
+		default: return bad_option(&verb_convert, argv);
 		}
 	}
 	if (optind != argc - 2)

@@ -49,11 +49,11 @@ static int run(int argc, char **argv)
 				return usage_error(&verb_create, "unknown format '%s'", optarg);
 			break;
 		case 's':
-			if (parse_size(optarg, &o.size) < 0)
+			if (parse_size(optarg, &o.size) < 0 || o.size == 0)
 				return usage_error(&verb_create, "invalid size '%s'", optarg);
 			break;
 		case 'b':
-			if (parse_size(optarg, &v) < 0 || v > UINT32_MAX)
+			if (parse_size(optarg, &v) < 0 || v == 0 || v > UINT32_MAX)
 				return usage_error(&verb_create, "invalid block size '%s'", optarg);
 			o.block_size = (uint32_t)v;
 			break;
@@ -76,7 +76,7 @@ static int run(int argc, char **argv)
 			quiet = 1;
 			break;
 		default:
-			return usage_error(&verb_create, "bad option");
+			return bad_option(&verb_create, argv);
 		}
 	}
 	if (optind != argc - 1)

@@ -116,7 +116,7 @@ static int run(int argc, char **argv)
 			else if (!strcmp(optarg, "chs")) oo.size_rule = VHD_SIZE_CHS;
 			else return usage_error(&verb_info, "unknown size rule '%s'", optarg);
 			break;
-		default: return usage_error(&verb_info, "bad option");
+		default: return bad_option(&verb_info, argv);
 		}
 	}
 	if (optind != argc - 1)

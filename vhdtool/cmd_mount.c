@@ -359,7 +359,7 @@ static int run_mount(int argc, char **argv)
 		case 'f': foreground = 1; break;
 		case 'S': snap = optarg; s.readonly = true; break;
 		case 'n': name = optarg; break;
-		default: return usage_error(&verb_mount, "bad option");
+		default: return bad_option(&verb_mount, argv);
 		}
 	}
 	if (optind != argc - 2)

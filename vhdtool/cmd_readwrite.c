@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vhdtool.h"
@@ -53,11 +54,11 @@ static int parse_range_opts(const struct verb *v, int argc, char **argv,
 			break;
 		case 'o':
 			if (!out)
-				return usage_error(v, "bad option");
+				return bad_option(v, argv);
 			*out = optarg;
 			break;
 		default:
-			return usage_error(v, "bad option");
+			return bad_option(v, argv);
 		}
 	}
 	return 0;
@@ -67,6 +68,7 @@ static int run_write(int argc, char **argv)
 {
 	uint64_t off = 0, done = 0;
 	const char *src = "-";
+	struct stat st;
 	uint8_t *buf = NULL;
 	vhd_disk *d;
 	int fd = 0, rc;
@@ -84,6 +86,14 @@ static int run_write(int argc, char **argv)
 	if (rc < 0) {
 		rc = fail_lib(NULL, rc);
 		goto out_fd;
+	}
+	/* Refuse a range past the end before writing any of it. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (off > vhd_size(d) || (uint64_t)st.st_size > vhd_size(d) - off)) {
+		rc = fail("%s: writing %llu bytes at %llu would go past the end of the disk (%llu bytes)",
+			  argv[optind], (unsigned long long)st.st_size,
+			  (unsigned long long)off, (unsigned long long)vhd_size(d));
+		goto out_close;
 	}
 	buf = malloc(IO_CHUNK);
 	for (;;) {

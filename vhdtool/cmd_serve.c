@@ -74,7 +74,7 @@ static int run(int argc, char **argv)
 		case 'b': background = 1; break;
 		case 'P': pidfile = optarg; break;
 		case 't': threads = optarg; break;
-		default: return usage_error(&verb_serve, "bad option");
+		default: return bad_option(&verb_serve, argv);
 		}
 	}
 	if (optind != argc - 1)

@@ -26,7 +26,7 @@ static int run(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
 		if (c != 'q')
-			return usage_error(&verb_snapshot, "bad option");
+			return bad_option(&verb_snapshot, argv);
 		quiet = 1;
 	}
 	if (optind != argc - 2)

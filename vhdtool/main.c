@@ -2,6 +2,7 @@
  * main.c -- vhdtool: dispatch to one file per verb.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,7 @@ static void top_usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	opterr = 0;	/* verbs report bad options in one line themselves */
 	if (argc < 2) {
 		top_usage(stderr);
 		return EXIT_USAGE;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <getopt.h>
 
 #include "vhdtool.h"
 
@@ -43,6 +44,15 @@ int usage_error(const struct verb *v, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, " (vhdtool %s --help)\n", v->name);
 	return EXIT_USAGE;
+}
+
+int bad_option(const struct verb *v, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+
+	if (arg[0] != '-' && optopt)
+		return usage_error(v, "unknown option or missing value: -%c", optopt);
+	return usage_error(v, "unknown option or missing value: %s", arg);
 }
 
 int parse_size(const char *s, uint64_t *out)

@@ -35,6 +35,8 @@ int fail_lib(const vhd_disk *d, int rc);
 int usage_error(const struct verb *v, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void print_usage(const struct verb *v, FILE *out);
+/* After getopt returned '?': name the offending argument in one line. */
+int bad_option(const struct verb *v, char **argv);
 
 /* Sizes: digits with an optional K, M, G, T (powers of 1024) suffix, an
  * optional trailing "B" or "iB".  Returns 0 or -EINVAL. */

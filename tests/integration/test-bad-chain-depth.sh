@@ -5,9 +5,9 @@
 #    reading of it) opens: info lists every layer, convert flattens it to the
 #    base's content, and check (under the common CI limit of 1024 open files)
 #    says clean -- a long valid chain is not damage.
-#  - A chain of 300 layers is refused by info and convert with one line that
-#    names the depth limit, check exits 1 with that finding, and no file
-#    changes.  Nothing may crash (a crash is exit >= 128).
+#  - A chain of 301 layers (top at depth 300) is refused by info and convert
+#    with one line that names the depth limit and a file of the chain, check
+#    exits 1 with that finding, and no file changes.  Nothing may crash.
 # The layers are made by copying one snapshot and rewriting its UUIDs and
 # locators with vhdpatch, so building the chain does not depend on the engine
 # opening deep chains.
@@ -52,7 +52,7 @@ rc=$?
 [ "$rc" -eq 0 ] || die "check on a valid chain of $((ok + 1)) layers exited $rc: $(head -c 600 check.out)"
 echo "ok: a chain of $((ok + 1)) layers opens, reads and checks clean"
 
-# 300 layers: over the limit.
+# 301 layers: over the limit.
 before=$(cat l*.vhd | md5sum)
 expect_fail $VHDTOOL info l$top.vhd
 echo "$ERR" | grep -qiE 'deeper|too deep|depth' || die "info message does not name the depth limit: $ERR"

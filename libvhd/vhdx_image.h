@@ -1,0 +1,126 @@
+/*
+ * vhdx_image.h -- in-memory state of an opened VHDX.
+ *
+ * Crash safety (docs/crash-safety.md, "VHDX"):
+ *  X1  Payload and sector-bitmap blocks are only ever placed at the end of
+ *      the file (1 MiB aligned), in space that reads as zeros.
+ *  X2  Every metadata change (BAT pages, sector-bitmap pages) reaches its
+ *      place only through the log: at a flush, data is synced, then the
+ *      changed 4 KiB pages are written as one log sequence at the start of
+ *      the log and synced, then written in place.  The next flush's first
+ *      sync makes those in-place writes durable before the log is reused.
+ *  X3  Before the first change of a session the header is rewritten (other
+ *      slot, sequence + 1) with new FileWriteGuid, DataWriteGuid and a
+ *      session LogGuid, and synced; a clean close writes LogGuid = 0.
+ *  X4  A sector bit is set in memory only after its data write returned; the
+ *      page carrying it is logged only after a sync.
+ *
+ * Locking mirrors the VHD engine: bat[] and bitmap bytes are read with
+ * atomics and no lock; meta_lock serializes allocation and dirty tracking;
+ * flush_lock serializes flushes; stripes serialize partial-sector writes.
+ */
+#ifndef LIBVHD_VHDX_IMAGE_H
+#define LIBVHD_VHDX_IMAGE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "disk.h"
+#include "vhdx_codec.h"
+
+#define VHDX_STRIPES 64
+#define VHDX_PAGE 4096u
+
+struct vhdx_image {
+	struct vhdx_header hdr;		/* the current header */
+	int hdr_slot;			/* 0 or 1: which slot holds it */
+	bool session_started;		/* X3 done */
+
+	uint64_t log_off;
+	uint32_t log_len;
+	uint64_t bat_off;
+	uint64_t bat_len;
+	uint64_t meta_off;
+	uint32_t meta_len;
+
+	uint32_t block_size, block_shift;
+	uint32_t lsec, psec;
+	bool leave_allocated, has_parent;
+	vhdx_guid page83;
+	uint64_t chunk_ratio;		/* payload blocks per sector-bitmap block */
+	uint64_t nblocks;		/* payload blocks */
+	uint64_t nsb;			/* sector-bitmap blocks */
+	uint64_t nentries;		/* BAT entries */
+	uint64_t *bat;			/* host order; atomic access */
+	uint8_t **sb_pages;		/* per 4 KiB bitmap page: cached bytes */
+	uint64_t allocated;
+
+	/* parent locator (differencing) */
+	char *parent_linkage, *parent_linkage2, *relative_path,
+	     *absolute_path, *volume_path;
+
+	/* dirty 4 KiB pages, under meta_lock */
+	uint8_t *bat_dirty;		/* per BAT page */
+	uint64_t *bat_dirty_list;
+	uint64_t nbat_dirty;
+	uint8_t *sb_dirty;		/* per bitmap page */
+	uint64_t *sb_dirty_list;
+	uint64_t nsb_dirty;
+
+	uint64_t file_end;		/* next block goes here (1 MiB aligned) */
+	uint64_t log_seq;		/* last sequence number written */
+	bool unsafe;
+
+	pthread_mutex_t meta_lock, flush_lock;
+	pthread_mutex_t stripe[VHDX_STRIPES];
+
+	void (*report)(void *opaque, enum vhd_check_severity sev, const char *msg);
+	void *report_opaque;
+};
+
+static inline struct vhdx_image *XIMG(vhd_disk *d)
+{
+	return d->priv;
+}
+
+static inline uint64_t vhdx_payload_index(const struct vhdx_image *x, uint64_t b)
+{
+	return b + b / x->chunk_ratio;
+}
+
+static inline uint64_t vhdx_sb_index(const struct vhdx_image *x, uint64_t j)
+{
+	return (j + 1) * (x->chunk_ratio + 1) - 1;
+}
+
+static inline uint64_t vhdx_bat_get(const struct vhdx_image *x, uint64_t idx)
+{
+	return __atomic_load_n(&x->bat[idx], __ATOMIC_ACQUIRE);
+}
+
+/* vhdx_open.c */
+int vhdx_image_open(vhd_disk *d, struct chain_ctx *ctx);
+void vhdx_image_free(struct vhdx_image *x);
+int vhdx_problem(vhd_disk *d, enum vhd_check_severity sev, int err,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* vhdx_log.c */
+int vhdx_replay_log(vhd_disk *d, bool write_back, struct vhd_io **overlay);
+int vhdx_write_header(vhd_disk *d, const vhdx_guid *log_guid, bool new_write_guids);
+
+/* vhdx_meta.c */
+int vhdx_alloc_payload(vhd_disk *d, uint64_t block, uint32_t state, uint64_t *entry);
+int vhdx_get_sb_page(vhd_disk *d, uint64_t page, uint8_t **out);
+void vhdx_mark_bits(vhd_disk *d, uint64_t sector0, uint64_t nsec);
+int vhdx_set_state(vhd_disk *d, uint64_t block, uint64_t entry);
+int vhdx_meta_flush(vhd_disk *d);
+int vhdx_meta_close(vhd_disk *d);
+int vhdx_begin_session(vhd_disk *d);
+
+/* vhdx_rw.c */
+extern const struct vhd_format_ops vhdx_ops;
+
+/* vhdx_create.c */
+int vhdx_image_create(const char *path, const struct vhd_create_opts *o);
+
+#endif /* LIBVHD_VHDX_IMAGE_H */
