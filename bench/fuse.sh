@@ -25,7 +25,7 @@ need_vhdkit tool
 : "${TAG:=fuse}"
 OUTTSV="$RESULTS/$TAG.tsv"; JSON_DIR="$RESULTS/json-$TAG"; mkdir -p "$JSON_DIR"
 if [[ ${APPEND:-0} != 1 || ! -f $OUTTSV ]]; then echo "$TSV_HDR" > "$OUTTSV"; fi
-CMDLOG="$RESULTS/$TAG.commands"; : > "$CMDLOG"
+CMDLOG="$RESULTS/$TAG.commands"; : > "$CMDLOG"; rm -f "$RESULTS/$TAG.check"
 printf 'SIZE_MIB=%s DATA_PCT=%s RUNS=%s RUNTIME=%s\n' "$SIZE_MIB" "$DATA_PCT" "$RUNS" "$RUNTIME" > "$RESULTS/$TAG.params"
 
 VHD="$WORK/pristine.vhd"; RAW="$WORK/src-dense.raw"
@@ -88,7 +88,11 @@ for run in $(seq 1 "$RUNS"); do
             mount_target "$t"
             out="$JSON_DIR/$t.$JOB.$run.json"
             c0=$(cpu_sum)
-            run_fio "$FIO_DIR/file.fio" "$out"
+            if ! run_fio "$FIO_DIR/file.fio" "$out"; then
+                umount_target "$t"; INVALIDATE=1
+                printf '%s: %s %s run %s FAILED: %s\n' "$TAG" "$t" "$JOB" "$run" "$(tail -2 "$out.err" | tr '\n' ' ')" >> "$RESULTS/$TAG.check"
+                continue
+            fi
             c1=$(cpu_sum)
             umount_target "$t"
             INVALIDATE=1

@@ -218,11 +218,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # -------------------------------------------------------------------- fio ---
-# run_fio JOBFILE OUT.json  (workload given by env: RW BS QD NJ TB RUNTIME ...)
+# run_fio JOBFILE OUT.json  (workload given by env: RW BS QD NJ TB FSYNC RUNTIME ...)
+# Returns non-zero (after showing fio's errors) if fio fails: the callers
+# record the failure and go on with the other targets.
 run_fio() {
     local jobfile=$1 out=$2
     fio --output-format=json --output="$out" "$jobfile" >/dev/null 2>"$out.err" \
-        || { cat "$out.err" >&2; die "fio failed ($jobfile)"; }
+        || { log "fio failed ($jobfile):"; tail -5 "$out.err" >&2; return 1; }
 }
 
 # fio_metrics OUT.json DIR(read|write) -> "iops MBps p99_us mean_us runtime_s"
@@ -235,12 +237,14 @@ fio_metrics() {
           ((.lat_ns.mean // 0)/1000|floor), (.runtime/1000) ] | @tsv' "$1"
 }
 
-# Parse a job spec "name:rw:bs:qd:nj[:tb]" into exported env for the job files.
+# Parse a job spec "name:rw:bs:qd:nj[:tb[:fsync]]" into exported env for the
+# job files.  tb: 1 time based (default), 0 one pass over the disk (capped at
+# RUNTIME); fsync: a flush every N writes (default 0: none).
 set_job() {
     local IFS=:
-    read -r JOB RW BS QD NJ TB <<<"$1"
-    TB=${TB:-1}
-    export RW BS QD NJ TB RUNTIME
+    read -r JOB RW BS QD NJ TB FSYNC <<<"$1"
+    TB=${TB:-1}; FSYNC=${FSYNC:-0}
+    export RW BS QD NJ TB FSYNC RUNTIME
     case $RW in *read*) DIR=read;; *) DIR=write;; esac
 }
 

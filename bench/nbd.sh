@@ -27,10 +27,10 @@ need_vhdkit plugin
 "$BENCH/mkdata.sh"
 
 : "${TARGETS:=nbdkit-vhd-vpc qemu-nbd-vpc nbdkit-raw}"
-# job spec = name:rw:bs:iodepth:numjobs[:time_based]
+# job spec = name:rw:bs:iodepth:numjobs[:time_based[:fsync]] (see set_job in lib.sh)
 : "${READ_JOBS:=rr4k-qd1:randread:4k:1:1 rr4k-qd32:randread:4k:32:1 sr1m-qd32:read:1M:32:1}"
 : "${WRITE_JOBS:=rw4k-qd1:randwrite:4k:1:1 rw4k-qd32:randwrite:4k:32:1 sw1m-qd32:write:1M:32:1}"
-: "${ALLOC_JOBS:=fill1m-qd32:write:1M:32:1:0 rw4k-qd32:randwrite:4k:32:1}"
+: "${ALLOC_JOBS:=fill1m-qd32:write:1M:32:1:0 rw4k-qd32:randwrite:4k:32:1 rw4k-qd32-fsync32:randwrite:4k:32:1:1:32}"
 : "${PHASES:=read overwrite alloc}"
 : "${TAG:=nbd}"          # results file name: $RESULTS/$TAG.tsv
 
@@ -82,7 +82,13 @@ measure() {
     start_target "$t" "$img"
     out="$JSON_DIR/$phase.$t.$JOB.$run.json"
     cpu0=$(proc_cpu "$PID")
-    if [[ $KIND == nbd ]]; then run_fio "$FIO_DIR/nbd.fio" "$out"; else run_fio "$FIO_DIR/file.fio" "$out"; fi
+    local jobfile="$FIO_DIR/nbd.fio"; [[ $KIND == nbd ]] || jobfile="$FIO_DIR/file.fio"
+    if ! run_fio "$jobfile" "$out"; then
+        [[ -n $PID ]] && ! kill -0 "$PID" 2>/dev/null && log "the server $t has died; its log:" && tail -5 "$RUN_DIR/$t.log" >&2
+        stop_target "$t"
+        printf '%s: %s %s run %s FAILED: %s\n' "$TAG" "$phase" "$t" "$run" "$(tail -2 "$out.err" | tr '\n' ' ')" >> "$RESULTS/$TAG.check"
+        return 0
+    fi
     cpu1=$(proc_cpu "$PID")
     stop_target "$t"
     m=$(fio_metrics "$out" "$DIR")
@@ -141,6 +147,11 @@ for phase in $PHASES; do
                     [[ $t == local-* && $t != local-direct ]] && continue
                     img=$(fresh_empty "$t")
                     measure alloc "$t" "$spec" "$run" "$img"
+                    # what the server wrote must be a valid VHD (untimed)
+                    if [[ $(fmt_of "$t") == vpc ]] && ! "$VHDTOOL" check "$img" > "$RUN_DIR/nbd-check.out" 2>&1; then
+                        log "alloc image written by $t fails vhdtool check:"; cat "$RUN_DIR/nbd-check.out" >&2
+                        { echo "$TAG: alloc $t $JOB run $run: the image fails vhdtool check:"; cat "$RUN_DIR/nbd-check.out"; } >> "$RESULTS/$TAG.check"
+                    fi
                     rm -f "$img"
                 done; done
             done;;
@@ -148,12 +159,12 @@ for phase in $PHASES; do
     esac
 done
 # the images must still be valid VHDs after every write phase
-if [[ " $TARGETS " == *vpc* && -f $IMG_VPC ]]; then
+if [[ " $TARGETS " == *vpc* && " $PHASES " == *" overwrite "* && -f $IMG_VPC ]]; then
     # (qemu-img check does not support vpc)
     if "$VHDTOOL" check "$IMG_VPC" > "$RUN_DIR/nbd-check.out" 2>&1
     then log "after the run: $IMG_VPC checks clean (vhdtool check)"
     else log "after the run: $IMG_VPC has problems:"; cat "$RUN_DIR/nbd-check.out" >&2
-         { echo "$TAG: $IMG_VPC fails its check after the run:"; cat "$RUN_DIR/nbd-check.out"; } > "$RESULTS/$TAG.check"
+         { echo "$TAG: $IMG_VPC fails its check after the run:"; cat "$RUN_DIR/nbd-check.out"; } >> "$RESULTS/$TAG.check"
     fi
 fi
 log "done: $OUTTSV"

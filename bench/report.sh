@@ -42,5 +42,6 @@ for f in "$RESULTS"/fuse*.tsv; do
     echo; echo "## $t: fio psync on the file a FUSE mount exposes ($(params "$t"))"
     "$S" "$t"
     commands "$t"
+    problems "$RESULTS/$t.check"
 done
 exit 0

@@ -9,6 +9,7 @@
 
 #include "disk.h"
 #include "io.h"
+#include "vhdx_image.h"
 
 static __thread char thread_errmsg[1024];
 
@@ -217,8 +218,7 @@ int disk_open_layer(const char *path, unsigned flags, struct chain_ctx *ctx,
 		rc = vhd_image_open(d, ctx);
 		break;
 	case VHD_FMT_VHDX:
-		rc = disk_error(d, VHD_E_UNSUPPORTED,
-				"VHDX images are not supported by this build");
+		rc = vhdx_image_open(d, ctx);
 		break;
 	default:
 		rc = disk_error(d, -EINVAL, "unknown format %d", fmt);

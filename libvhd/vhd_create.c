@@ -28,6 +28,7 @@
 #include "paths.h"
 #include "vhd_codec.h"
 #include "vhd_image.h"
+#include "vhdx_image.h"
 
 #define CREATOR_VERSION 0x000A0000u	/* the version Windows 10 writes */
 
@@ -305,15 +306,30 @@ int vhd_create(const char *path, const struct vhd_create_opts *o,
 	       vhd_disk **out)
 {
 	struct vhd_open_opts oo = { .io = o->io };
+	enum vhd_format fmt = o->format;
 	int rc;
 
-	switch (o->format) {
+	/* A differencing disk takes its parent's format unless told. */
+	if (fmt == VHD_FMT_AUTO && o->type == VHD_TYPE_DIFF && o->parent) {
+		struct vhd_info pi;
+		vhd_disk *p;
+		rc = vhd_open(o->parent, VHD_OPEN_NOPARENT, &oo, &p);
+		if (rc < 0)
+			return rc;
+		vhd_get_info(p, &pi);
+		vhd_close(p);
+		fmt = pi.format;
+	}
+	switch (fmt) {
 	case VHD_FMT_AUTO:
 	case VHD_FMT_VHD:
 		rc = vhd_image_create(path, o);
 		break;
 	case VHD_FMT_RAW:
 		rc = raw_create(path, o);
+		break;
+	case VHD_FMT_VHDX:
+		rc = vhdx_image_create(path, o);
 		break;
 	default:
 		rc = path_error(path, VHD_E_UNSUPPORTED,

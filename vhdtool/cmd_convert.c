@@ -13,10 +13,11 @@ static int run(int argc, char **argv);
 
 const struct verb verb_convert = {
 	"convert", run, "copy an image into a new raw file or VHD (chains flattened)",
-	"[-f raw|vhd] [-O raw|vhd] [--type fixed|dynamic] [--block-size SIZE]\n"
+	"[-f raw|vhd|vhdx] [-O raw|vhd|vhdx] [--type fixed|dynamic] [--block-size SIZE]\n"
 	"       [-p] [-q] [--json] [--no-sparse] SRC DST\n"
 	"  The source format is detected from its content (-f forces one).\n"
-	"  The output format is -O, else DST's extension (.vhd/.avhd, .img/.raw).\n"
+	"  The output format is -O, else DST's extension (.vhd/.avhd, .vhdx/.avhdx,\n"
+	"  .img/.raw).\n"
 	"  All-zero blocks stay unallocated in dynamic outputs and holes in raw.",
 };
 
@@ -90,9 +91,6 @@ static int run(int argc, char **argv)
 		return usage_error(&verb_convert,
 				   "cannot tell the output format from '%s'; give -O",
 				   argv[optind + 1]);
-	if (outfmt == VHD_FMT_VHDX)
-		return fail("%s: VHDX output is not supported by this build",
-			    argv[optind + 1]);
 	co.out.format = outfmt;
 	rc = vhd_open(argv[optind], 0, &oo, &src);
 	if (rc < 0)

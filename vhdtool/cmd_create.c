@@ -11,12 +11,15 @@ static int run(int argc, char **argv);
 
 const struct verb verb_create = {
 	"create", run, "create a new image (fixed, dynamic, differencing, raw)",
-	"[--type fixed|dynamic|diff] [--format vhd|raw] --size SIZE\n"
+	"[--type fixed|dynamic|diff] [--format vhd|vhdx|raw] --size SIZE\n"
 	"       [--block-size SIZE] [--parent PARENT] [--creator XXXX] [--chs]\n"
+	"       [--logical-sector 512|4096] [--physical-sector 512|4096]\n"
 	"       [--preallocate] [-q] FILE\n"
 	"  SIZE takes K, M, G, T suffixes (powers of 1024). The size is exact\n"
 	"  (a multiple of 512) unless --chs rounds it up to whole CHS cylinders.\n"
-	"  --parent makes a differencing disk (size defaults to the parent's).",
+	"  --parent makes a differencing disk (size defaults to the parent's).\n"
+	"  VHDX defaults: 32 MiB blocks (dynamic), 2 MiB (fixed, differencing),\n"
+	"  512-byte logical and 4096-byte physical sectors; up to 64 TiB.",
 };
 
 static int run(int argc, char **argv)
@@ -30,10 +33,12 @@ static int run(int argc, char **argv)
 		{ "creator", required_argument, NULL, 'C' },
 		{ "chs", no_argument, NULL, 'c' },
 		{ "preallocate", no_argument, NULL, 'a' },
+		{ "logical-sector", required_argument, NULL, 'L' },
+		{ "physical-sector", required_argument, NULL, 'H' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct vhd_create_opts o = { .format = VHD_FMT_VHD, .type = 0 };
+	struct vhd_create_opts o = { .format = VHD_FMT_AUTO, .type = 0 };
 	uint64_t v;
 	int c, rc, quiet = 0;
 
@@ -72,6 +77,15 @@ static int run(int argc, char **argv)
 		case 'a':
 			o.preallocate = 1;
 			break;
+		case 'L':
+		case 'H':
+			if (parse_size(optarg, &v) < 0 || (v != 512 && v != 4096))
+				return usage_error(&verb_create, "sector size must be 512 or 4096");
+			if (c == 'L')
+				o.logical_sector = (uint32_t)v;
+			else
+				o.physical_sector = (uint32_t)v;
+			break;
 		case 'q':
 			quiet = 1;
 			break;
@@ -83,10 +97,15 @@ static int run(int argc, char **argv)
 		return usage_error(&verb_create, "expected one FILE");
 	if (!o.type)
 		o.type = o.parent ? VHD_TYPE_DIFF : VHD_TYPE_DYNAMIC;
+	/* No parent: the format is VHD unless told; a child takes its parent's. */
+	if (o.format == VHD_FMT_AUTO && o.type != VHD_TYPE_DIFF)
+		o.format = VHD_FMT_VHD;
 	if (o.type == VHD_TYPE_DIFF && !o.parent)
 		return usage_error(&verb_create, "a differencing disk needs --parent");
 	if (o.parent && o.type != VHD_TYPE_DIFF)
 		return usage_error(&verb_create, "--parent is only for differencing disks");
+	if ((o.logical_sector || o.physical_sector) && o.format != VHD_FMT_VHDX)
+		return usage_error(&verb_create, "sector sizes are a VHDX option");
 	if (o.format == VHD_FMT_RAW && o.type == VHD_TYPE_DIFF)
 		return usage_error(&verb_create, "raw images have no parent");
 	if (!o.size && o.type != VHD_TYPE_DIFF)

@@ -37,14 +37,22 @@ static void print_text(const struct vhd_info *i, unsigned layer)
 	printf("  file size:     %s\n", fsize);
 	if (i->format == VHD_FMT_RAW)
 		return;
-	creator_string(i, creator);
 	vhd_uuid_format(i->uuid, uuid);
-	printf("  uuid:          %s\n", uuid);
-	printf("  creator:       \"%s\" version 0x%08x\n", creator, i->creator_version);
-	printf("  geometry:      %u/%u/%u (CHS), size taken from %s\n", i->cylinders,
-	       i->heads, i->sectors_per_track, i->size_source);
-	if (i->current_size != i->size)
-		printf("  current size:  %llu bytes\n", (unsigned long long)i->current_size);
+	if (i->format == VHD_FMT_VHDX) {
+		printf("  disk id:       %s (page 83)\n", uuid);
+		vhd_uuid_format(i->data_write_guid, uuid);
+		printf("  data write id: %s\n", uuid);
+		printf("  sectors:       %u logical, %u physical\n", i->logical_sector,
+		       i->physical_sector);
+	} else {
+		creator_string(i, creator);
+		printf("  uuid:          %s\n", uuid);
+		printf("  creator:       \"%s\" version 0x%08x\n", creator, i->creator_version);
+		printf("  geometry:      %u/%u/%u (CHS), size taken from %s\n", i->cylinders,
+		       i->heads, i->sectors_per_track, i->size_source);
+		if (i->current_size != i->size)
+			printf("  current size:  %llu bytes\n", (unsigned long long)i->current_size);
+	}
 	if (i->type == VHD_TYPE_FIXED)
 		return;
 	format_size(i->block_size, size, sizeof(size));
@@ -54,7 +62,7 @@ static void print_text(const struct vhd_info *i, unsigned layer)
 	if (i->type != VHD_TYPE_DIFF)
 		return;
 	vhd_uuid_format(i->parent_uuid, uuid);
-	printf("  parent uuid:   %s\n", uuid);
+	printf("  parent %s %s\n", i->format == VHD_FMT_VHDX ? "linkage:" : "uuid:   ", uuid);
 	printf("  parent name:   %s\n", i->parent_name ? i->parent_name : "");
 	printf("  parent path:   %s\n", i->parent_path ? i->parent_path : "(not resolved)");
 }

@@ -21,7 +21,7 @@ static int run(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct vhd_create_opts o = { .format = VHD_FMT_VHD, .type = VHD_TYPE_DIFF };
+	struct vhd_create_opts o = { .format = VHD_FMT_AUTO, .type = VHD_TYPE_DIFF };
 	int c, rc, quiet = 0;
 
 	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {

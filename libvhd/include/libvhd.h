@@ -77,6 +77,7 @@ enum vhd_type {
 
 /* Limits. */
 #define VHD_MAX_SIZE        (2040ULL << 30)	/* VHD format limit, 2040 GiB */
+#define VHDX_MAX_DISK_SIZE  (64ULL << 40)	/* VHDX format limit, 64 TiB */
 #define VHD_MAX_CHAIN_DEPTH 256
 #define VHD_DEFAULT_BLOCK   (2U << 20)
 
@@ -167,6 +168,8 @@ struct vhd_create_opts {
 	char creator_app[4];		/* all zero = "win " (see docs) */
 	int chs_exact;			/* round size up to a CHS-exact size */
 	int preallocate;		/* fixed: allocate the whole file */
+	uint32_t logical_sector;	/* VHDX: 512 (default) or 4096 */
+	uint32_t physical_sector;	/* VHDX: 512 or 4096 (default) */
 	const struct vhd_io_factory *io; /* NULL = vhd_io_posix() */
 };
 
@@ -267,6 +270,7 @@ struct vhd_info {
 	uint8_t heads, sectors_per_track;
 	uint8_t uuid[VHD_UUID_LEN];
 	uint8_t parent_uuid[VHD_UUID_LEN];	/* DIFF */
+	uint8_t data_write_guid[VHD_UUID_LEN];	/* VHDX: changes with content */
 	char creator_app[5];		/* NUL-terminated, may hold NULs inside */
 	uint32_t creator_version;
 	uint32_t creator_os;

@@ -20,14 +20,16 @@
 #include "model.h"
 
 static char tmpdir[256];
+static enum vhd_format fmt = VHD_FMT_VHD;
 
+/* Scratch file names, distinct per format. */
 static const char *tpath(const char *name)
 {
 	static __thread char buf[4][512];
 	static __thread int k;
 	char *p = buf[k++ & 3];
 
-	snprintf(p, 512, "%s/%s", tmpdir, name);
+	snprintf(p, 512, "%s/%s%s", tmpdir, fmt == VHD_FMT_VHDX ? "x-" : "", name);
 	return p;
 }
 
@@ -54,14 +56,19 @@ static int teardown_dir(void **state)
 				 vhd_strerror(_rc), vhd_errmsg(NULL));        \
 	} while (0)
 
+/* create_image() makes images of format `fmt`; tests run once per format. */
 static vhd_disk *create_image(const char *path, enum vhd_type type,
 			      uint64_t size, uint32_t bs, const char *parent,
 			      const struct vhd_io_factory *io)
 {
 	struct vhd_create_opts o = {
-		.format = VHD_FMT_VHD, .type = type, .size = size,
+		.format = fmt, .type = type, .size = size,
 		.block_size = bs, .parent = parent, .io = io,
 	};
+
+	/* VHDX blocks are 1 MiB at least. */
+	if (fmt == VHD_FMT_VHDX && bs && bs < (1u << 20))
+		o.block_size = 1u << 20;
 	vhd_disk *d = NULL;
 	int rc = vhd_create(path, &o, &d);
 
@@ -376,11 +383,18 @@ static void test_extents_chain(void **state)
 	memset(owner, 2, sizeof(owner));
 	memset(buf, 0xAB, sizeof(buf));
 	d = create_image(tpath("ebase.vhd"), VHD_TYPE_DYNAMIC, size, 64 << 10, NULL, NULL);
-	/* Dynamic blocks are whole: a write allocates all of its block. */
-	for (int i = 0; i < 10; i++) {
-		uint64_t b = model_rand(&rng) % 64;
-		assert_int_equal(vhd_pwrite(d, buf, 512, b * (64 << 10) + 4096), 512);
-		memset(owner + b * 128, 1, 128);
+	{
+		/* Dynamic blocks are whole: a write allocates all of its block. */
+		struct vhd_info info;
+		uint64_t bs, nb;
+		vhd_get_info(d, &info);
+		bs = info.block_size;
+		nb = size / bs;
+		for (int i = 0; i < 3; i++) {
+			uint64_t b = model_rand(&rng) % nb;
+			assert_int_equal(vhd_pwrite(d, buf, 512, b * bs + 4096), 512);
+			memset(owner + b * (bs / 512), 1, bs / 512);
+		}
 	}
 	CHECK_OK(vhd_close(d));
 	d = create_image(tpath("echild.vhd"), VHD_TYPE_DIFF, 0, 64 << 10,
@@ -607,18 +621,43 @@ static void test_crash_fixed(void **state)
 	crash_all_cuts(&cs);
 }
 
+static int use_vhd(void **state)
+{
+	fmt = VHD_FMT_VHD;
+	return 0;
+}
+
+static int use_vhdx(void **state)
+{
+	fmt = VHD_FMT_VHDX;
+	return 0;
+}
+
+#define BOTH(t) cmocka_unit_test_setup(t, use_vhd), \
+		cmocka_unit_test_setup(t##_x, use_vhdx)
+#define XVARIANT(t) static void t##_x(void **state) { t(state); }
+XVARIANT(test_dynamic_model)
+XVARIANT(test_fixed_model)
+XVARIANT(test_chain_model)
+XVARIANT(test_partial_sectors_over_parent)
+XVARIANT(test_extents_chain)
+XVARIANT(test_concurrent_writers)
+XVARIANT(test_crash_dynamic)
+XVARIANT(test_crash_diff)
+XVARIANT(test_crash_fixed)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_dynamic_model),
-		cmocka_unit_test(test_fixed_model),
-		cmocka_unit_test(test_chain_model),
-		cmocka_unit_test(test_partial_sectors_over_parent),
-		cmocka_unit_test(test_extents_chain),
-		cmocka_unit_test(test_concurrent_writers),
-		cmocka_unit_test(test_crash_dynamic),
-		cmocka_unit_test(test_crash_diff),
-		cmocka_unit_test(test_crash_fixed),
+		BOTH(test_dynamic_model),
+		BOTH(test_fixed_model),
+		BOTH(test_chain_model),
+		BOTH(test_partial_sectors_over_parent),
+		BOTH(test_extents_chain),
+		BOTH(test_concurrent_writers),
+		BOTH(test_crash_dynamic),
+		BOTH(test_crash_diff),
+		BOTH(test_crash_fixed),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
