@@ -60,15 +60,19 @@ for bin in tests/unit/test_*; do
 	run_unit "$bin"
 done
 
-# The fuzz target's checked-in corpus, replayed (no fuzzing engine needed).
-if want fuzz_open_replay && [ -x tests/fuzz/fuzz_open_replay ]; then
-	if timeout 300 tests/fuzz/fuzz_open_replay tests/fuzz/corpus/* >"$logs/fuzz_open_replay.log" 2>&1; then
-		pass=$((pass + 1)); echo "PASS fuzz_open_replay ($(ls tests/fuzz/corpus | wc -l) inputs)"
+# Each fuzz target's checked-in corpus, replayed (no fuzzing engine needed).
+replay() {
+	local name=$1 corpus=$2
+	want "$name" && [ -x "tests/fuzz/$name" ] || return 0
+	if timeout 300 "tests/fuzz/$name" "$corpus"/* >"$logs/$name.log" 2>&1; then
+		pass=$((pass + 1)); printf 'PASS %-40s (%s inputs)\n' "$name" "$(ls "$corpus" | wc -l)"
 	else
-		fail=$((fail + 1)); failed+=(fuzz_open_replay)
-		echo "FAIL fuzz_open_replay (log $logs/fuzz_open_replay.log)"
+		fail=$((fail + 1)); failed+=("$name")
+		echo "FAIL $name (log $logs/$name.log)"
 	fi
-fi
+}
+replay fuzz_open_replay tests/fuzz/corpus
+replay fuzz_vhdx_replay tests/fuzz/corpus-vhdx
 
 for script in tests/integration/test-*.sh; do
 	[ -f "$script" ] && run_script "$script"

@@ -22,3 +22,26 @@ head -c $(( $(stat -c %s fixed.vhd) - 1 )) fixed.vhd > fixed-511.vhd   # 511-byt
 rm -f "$out"/*
 for f in *.vhd; do cp "$f" "$out/$f"; done
 ls -la "$out"
+
+# VHDX seeds, in fuzz_vhdx's scattered form (see fuzz_vhdx.c).
+outx=$top/tests/fuzz/corpus-vhdx
+mkdir -p "$outx"
+rm -f "$outx"/*
+scatter() {
+	{ dd if="$1" bs=1K count=320 status=none
+	  dd if="$1" bs=1K skip=1024 count=64 status=none
+	  dd if="$1" bs=1K skip=2048 count=128 status=none
+	  dd if="$1" bs=1K skip=3072 count=64 status=none; } > "$2"
+}
+$V create -q --format vhdx --size 4M --block-size 1M x-dyn.vhdx
+$V convert -q -O vhdx --block-size 1M raw.img x-data.vhdx
+$V create -q --format vhdx --type fixed --size 2M --block-size 1M x-fixed.vhdx
+$V create -q --format vhdx --size 4M --block-size 1M --logical-sector 4096 x-4k.vhdx
+$V snapshot -q x-data.vhdx x-child.vhdx
+printf 'child data' | $V write --offset 4100 x-child.vhdx -
+if command -v qemu-img >/dev/null; then
+	qemu-img create -q -f vhdx -o block_size=1M q.vhdx 4M
+	qemu-img convert -O vhdx -o block_size=1M raw.img qdata.vhdx
+fi
+for f in *.vhdx; do scatter "$f" "$outx/${f%.vhdx}.bin"; done
+ls -la "$outx"
