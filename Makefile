@@ -21,11 +21,12 @@ CLEAN :=
 	$(CC) $(BUILD_CFLAGS) -fPIC -c -o $@ $<
 
 include libvhd/module.mk
+include passthrough/module.mk
 include vhdtool/module.mk
 include nbd-plugin/module.mk
 include tests/module.mk
 
-all: $(LIBVHD_A) $(LIBVHD_SO) $(BINS) $(PLUGINS) libvhd/libvhd.pc
+all: $(LIBVHD_A) $(LIBVHD_SO) $(PT_A) $(BINS) $(PLUGINS) libvhd/libvhd.pc
 
 check: all $(TEST_BINS)
 	@tests/run-tests.sh

@@ -161,40 +161,14 @@ static int identity_seen(struct chain_ctx *ctx, struct vhd_io *io,
 	return 0;
 }
 
-int disk_open_layer(const char *path, unsigned flags, struct chain_ctx *ctx,
-		    vhd_disk **out)
+/* Open a layer over an already opened file; takes ownership of @io. */
+static int open_io_layer(struct vhd_io *io, const char *path, unsigned flags,
+			 struct chain_ctx *ctx, vhd_disk **out)
 {
-	const struct vhd_open_opts *o = &ctx->opts;
-	enum vhd_format fmt = o->format;
-	unsigned ioflags = 0;
-	struct vhd_io *io = NULL;
+	enum vhd_format fmt = ctx->opts.format;
 	vhd_disk *d;
 	int rc;
 
-	if (ctx->depth > VHD_MAX_CHAIN_DEPTH)
-		return path_error(path, VHD_E_CHAIN,
-				  "parent chain deeper than %d layers",
-				  VHD_MAX_CHAIN_DEPTH);
-	if (flags & VHD_OPEN_RDWR)
-		ioflags |= VHD_IO_RDWR;
-	if (flags & VHD_OPEN_NOLOCK)
-		ioflags |= VHD_IO_NOLOCK;
-	if (flags & VHD_OPEN_DIRECT)
-		ioflags |= VHD_IO_DIRECT;
-	if ((flags & VHD_OPEN_SHARED) && !(flags & VHD_OPEN_RDWR))
-		ioflags |= VHD_IO_TRYLOCK;
-	rc = opts_io(o)->open(opts_io(o), path, ioflags, &io);
-	if (rc < 0) {
-		if ((rc == -EACCES || rc == -EROFS || rc == -EPERM) &&
-		    (flags & VHD_OPEN_RDWR))
-			return path_error(path, rc,
-					  "cannot open for writing: %s (read-only file?)",
-					  strerror(-rc));
-		if (rc == -EBUSY)
-			return path_error(path, rc,
-					  "image is in use (locked by another process)");
-		return path_error(path, rc, "cannot open: %s", strerror(-rc));
-	}
 	rc = identity_seen(ctx, io, path);
 	if (rc < 0)
 		goto out_io;
@@ -236,6 +210,60 @@ int disk_open_layer(const char *path, unsigned flags, struct chain_ctx *ctx,
 
 out_io:
 	io_close(io);
+	return rc;
+}
+
+int disk_open_layer(const char *path, unsigned flags, struct chain_ctx *ctx,
+		    vhd_disk **out)
+{
+	const struct vhd_open_opts *o = &ctx->opts;
+	unsigned ioflags = 0;
+	struct vhd_io *io = NULL;
+	int rc;
+
+	if (ctx->depth > VHD_MAX_CHAIN_DEPTH)
+		return path_error(path, VHD_E_CHAIN,
+				  "parent chain deeper than %d layers",
+				  VHD_MAX_CHAIN_DEPTH);
+	if (flags & VHD_OPEN_RDWR)
+		ioflags |= VHD_IO_RDWR;
+	if (flags & VHD_OPEN_NOLOCK)
+		ioflags |= VHD_IO_NOLOCK;
+	if (flags & VHD_OPEN_DIRECT)
+		ioflags |= VHD_IO_DIRECT;
+	if ((flags & VHD_OPEN_SHARED) && !(flags & VHD_OPEN_RDWR))
+		ioflags |= VHD_IO_TRYLOCK;
+	rc = opts_io(o)->open(opts_io(o), path, ioflags, &io);
+	if (rc < 0) {
+		if ((rc == -EACCES || rc == -EROFS || rc == -EPERM) &&
+		    (flags & VHD_OPEN_RDWR))
+			return path_error(path, rc,
+					  "cannot open for writing: %s (read-only file?)",
+					  strerror(-rc));
+		if (rc == -EBUSY)
+			return path_error(path, rc,
+					  "image is in use (locked by another process)");
+		return path_error(path, rc, "cannot open: %s", strerror(-rc));
+	}
+	return open_io_layer(io, path, flags, ctx, out);
+}
+
+int vhd_open_io(struct vhd_io *io, const char *name, unsigned flags,
+		const struct vhd_open_opts *o, vhd_disk **out)
+{
+	struct chain_ctx *ctx = calloc(1, sizeof(*ctx));
+	int rc;
+
+	if (!ctx) {
+		io_close(io);
+		return path_error(name, -ENOMEM, "out of memory");
+	}
+	if (o)
+		ctx->opts = *o;
+	ctx->flags = flags;
+	thread_errmsg[0] = '\0';
+	rc = open_io_layer(io, name, flags, ctx, out);
+	free(ctx);
 	return rc;
 }
 

@@ -94,9 +94,12 @@ static int raw_discard(vhd_disk *d, uint64_t off, uint64_t len)
 {
 	int rc;
 
-	if (!d->io->ops->punch)
+	if (d->io->ops->discard)
+		rc = d->io->ops->discard(d->io, off, len);
+	else if (d->io->ops->punch)
+		rc = d->io->ops->punch(d->io, off, len);
+	else
 		return 0;
-	rc = d->io->ops->punch(d->io, off, len);
 	/* Discard is advisory. */
 	return rc == -EOPNOTSUPP || rc == -ENOTTY ? 0 : rc;
 }

@@ -18,10 +18,12 @@
 
 #include "config.h"
 #include "libvhd.h"
+#include "passthrough.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
 static const char *file;
+static const char *device;	/* a host block device, passed through */
 static const char *snapshot;	/* export an older layer of the chain */
 static int force_readonly;
 static vhd_disk *disk;		/* the export */
@@ -38,6 +40,8 @@ static int vhd_config(const char *key, const char *value)
 {
 	if (!strcmp(key, "file")) {
 		file = value;
+	} else if (!strcmp(key, "device")) {
+		device = value;
 	} else if (!strcmp(key, "snapshot")) {
 		snapshot = value;
 	} else if (!strcmp(key, "readonly")) {
@@ -54,15 +58,20 @@ static int vhd_config(const char *key, const char *value)
 
 static int vhd_config_complete(void)
 {
-	if (!file) {
-		nbdkit_error("you must supply file=<IMAGE>");
+	if (!file == !device) {
+		nbdkit_error("you must supply either file=<IMAGE> or device=<BLOCK DEVICE>");
+		return -1;
+	}
+	if (device && snapshot) {
+		nbdkit_error("snapshot= applies to images, not to device=");
 		return -1;
 	}
 	return 0;
 }
 
 #define vhd_config_help \
-	"file=<IMAGE>     (required) VHD, differencing chain top, or raw file\n" \
+	"file=<IMAGE>     VHD or VHDX (a differencing chain's top) or raw file\n" \
+	"device=<DEV>     or: a host block device, passed through exclusively\n" \
 	"readonly=true    export read-only (also with nbdkit -r)\n" \
 	"snapshot=N|PATH  export layer N of the chain (0 = file) or the layer\n" \
 	"                 whose path is PATH, read-only"
@@ -90,6 +99,21 @@ static int vhd_get_ready(void)
 	int readonly = force_readonly || snapshot;
 	int rc;
 
+	if (device) {
+		rc = pt_open(device, readonly ? 0 : PT_RDWR, &top);
+		if (rc == -EROFS && !readonly) {
+			nbdkit_debug("%s is read-only: exporting read-only", device);
+			readonly = 1;
+			rc = pt_open(device, 0, &top);
+		}
+		if (rc < 0) {
+			nbdkit_error("%s", pt_errmsg());
+			return -1;
+		}
+		disk = top;
+		force_readonly = readonly;
+		return 0;
+	}
 	rc = vhd_open(file, readonly ? 0 : VHD_OPEN_RDWR, NULL, &top);
 	if (rc == -EACCES || rc == -EROFS) {
 		nbdkit_debug("%s is not writable: exporting read-only", file);

@@ -92,9 +92,8 @@ static int run(int argc, char **argv)
 				   "cannot tell the output format from '%s'; give -O",
 				   argv[optind + 1]);
 	co.out.format = outfmt;
-	rc = vhd_open(argv[optind], 0, &oo, &src);
-	if (rc < 0)
-		return fail_lib(NULL, rc);
+	if (open_disk(argv[optind], 0, &oo, &src) < 0)
+		return EXIT_FAIL;
 	progress_init(&prog, want_progress && !quiet, "converting");
 	co.progress = progress_update;
 	co.opaque = &prog;

@@ -316,10 +316,9 @@ static const struct fuse_operations mount_ops = {
 static int open_image(struct mount_state *s, const char *image, const char *snap)
 {
 	unsigned flags = s->readonly ? VHD_OPEN_SHARED : VHD_OPEN_RDWR;
-	int rc = vhd_open(image, flags, NULL, &s->top);
 
-	if (rc < 0)
-		return fail_lib(NULL, rc);
+	if (open_disk(image, flags, NULL, &s->top) < 0)
+		return EXIT_FAIL;
 	s->disk = s->top;
 	if (snap) {
 		char *end;

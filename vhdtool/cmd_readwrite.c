@@ -82,9 +82,9 @@ static int run_write(int argc, char **argv)
 		return usage_error(&verb_write, "expected IMAGE [FILE]");
 	if (strcmp(src, "-") && (fd = open(src, O_RDONLY | O_CLOEXEC)) < 0)
 		return fail("%s: cannot open: %s", src, strerror(errno));
-	rc = vhd_open(argv[optind], VHD_OPEN_RDWR, NULL, &d);
+	rc = open_disk(argv[optind], VHD_OPEN_RDWR, NULL, &d);
 	if (rc < 0) {
-		rc = fail_lib(NULL, rc);
+		rc = EXIT_FAIL;
 		goto out_fd;
 	}
 	/* Refuse a range past the end before writing any of it. */
@@ -149,9 +149,8 @@ static int run_read(int argc, char **argv)
 		return rc;
 	if (optind != argc - 1)
 		return usage_error(&verb_read, "expected IMAGE");
-	rc = vhd_open(argv[optind], 0, NULL, &d);
-	if (rc < 0)
-		return fail_lib(NULL, rc);
+	if (open_disk(argv[optind], 0, NULL, &d) < 0)
+		return EXIT_FAIL;
 	if (off > vhd_size(d)) {
 		vhd_close(d);
 		return fail("%s: offset %llu is past the end of the disk (%llu bytes)",

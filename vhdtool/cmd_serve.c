@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "passthrough.h"
 #include "vhdtool.h"
 
 static int run(int argc, char **argv);
@@ -113,7 +114,8 @@ static int run(int argc, char **argv)
 	if (readonly)
 		args[n++] = "-r";
 	args[n++] = plugin;
-	snprintf(file_arg, sizeof(file_arg), "file=%s", argv[optind]);
+	snprintf(file_arg, sizeof(file_arg), "%s=%s",
+		 pt_is_block_device(argv[optind]) ? "device" : "file", argv[optind]);
 	args[n++] = file_arg;
 	if (readonly)
 		args[n++] = "readonly=true";

@@ -4,5 +4,5 @@ BINS += vhdtool/vhdtool
 
 vhdtool/cmd_mount.o: CPPFLAGS += $(FUSE3_CFLAGS)
 
-vhdtool/vhdtool: $(VHDTOOL_OBJS) $(LIBVHD_A)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(VHDTOOL_OBJS) $(LIBVHD_A) $(FUSE3_LIBS) $(LIBVHD_LIBS)
+vhdtool/vhdtool: $(VHDTOOL_OBJS) $(PT_A) $(LIBVHD_A)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(VHDTOOL_OBJS) $(PT_A) $(LIBVHD_A) $(FUSE3_LIBS) $(LIBVHD_LIBS)

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <getopt.h>
 
+#include "passthrough.h"
 #include "vhdtool.h"
 
 int fail(const char *fmt, ...)
@@ -20,6 +21,23 @@ int fail(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return EXIT_FAIL;
+}
+
+int open_disk(const char *path, unsigned vhd_flags, const struct vhd_open_opts *o,
+	      vhd_disk **out)
+{
+	int rc;
+
+	if (pt_is_block_device(path)) {
+		rc = pt_open(path, (vhd_flags & VHD_OPEN_RDWR) ? PT_RDWR : 0, out);
+		if (rc < 0)
+			fail("%s", pt_errmsg());
+		return rc;
+	}
+	rc = vhd_open(path, vhd_flags, o, out);
+	if (rc < 0)
+		fail_lib(NULL, rc);
+	return rc;
 }
 
 int fail_lib(const vhd_disk *d, int rc)

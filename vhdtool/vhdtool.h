@@ -25,7 +25,12 @@ struct verb {
 
 extern const struct verb verb_create, verb_info, verb_check, verb_convert,
 	verb_snapshot, verb_write, verb_read, verb_serve,
-	verb_mount, verb_umount;
+	verb_mount, verb_umount, verb_disks;
+
+/* Open an image, or a host block device through passthrough/ (then
+ * exclusively, refused while mounted or in use).  Messages are printed. */
+int open_disk(const char *path, unsigned vhd_flags, const struct vhd_open_opts *o,
+	      vhd_disk **out);
 
 /* "vhdtool: " + message + newline on stderr; returns EXIT_FAIL. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

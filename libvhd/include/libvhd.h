@@ -108,6 +108,9 @@ struct vhd_io_ops {
 	int (*identity)(struct vhd_io *io, uint64_t *dev, uint64_t *ino);
 	/* optional: start reading a range into the cache, without waiting */
 	int (*prefetch)(struct vhd_io *io, uint64_t off, uint64_t len);
+	/* optional: advisory deallocation (may leave any content); without
+	 * it, discards use punch */
+	int (*discard)(struct vhd_io *io, uint64_t off, uint64_t len);
 };
 
 struct vhd_io {
@@ -207,6 +210,11 @@ struct vhd_open_opts {
 
 VHD_API int vhd_open(const char *path, unsigned flags,
 		     const struct vhd_open_opts *o, vhd_disk **out);
+/** Open a disk over an I/O backend the caller opened (a host block device
+ *  from passthrough/, say).  Takes ownership of @io, also on failure.
+ *  @name is used in messages and to resolve relative parent locators. */
+VHD_API int vhd_open_io(struct vhd_io *io, const char *name, unsigned flags,
+			const struct vhd_open_opts *o, vhd_disk **out);
 /** Flushes (when writable) and frees.  Returns the flush result. */
 VHD_API int vhd_close(vhd_disk *d);
 
