@@ -22,7 +22,7 @@ run_unit() {
 	name=$(basename "$bin")
 	log=$logs/$name.log
 	want "$name" || return
-	timeout 600 "$bin" >"$log" 2>&1
+	timeout 1500 "$bin" >"$log" 2>&1
 	local rc=$?
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n1)
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n1)
