@@ -178,6 +178,19 @@ static int blk_truncate(struct vhd_io *io, uint64_t size)
 	return -EINVAL;
 }
 
+/* Write zeros over a short range (partial sectors at the edges). */
+static int zero_bytes(struct blk_io *b, uint64_t off, uint64_t len)
+{
+	uint8_t *z = calloc(1, (size_t)len);
+	ssize_t n;
+
+	if (!z)
+		return -ENOMEM;
+	n = blk_pwrite(&b->base, z, (size_t)len, off);
+	free(z);
+	return n < 0 ? (int)n : 0;
+}
+
 /* Apply @req (BLKZEROOUT, BLKDISCARD) to the whole sectors of a range;
  * @edges_zero writes zeros into partial edge sectors. */
 static int blk_range(struct blk_io *b, unsigned long req, uint64_t off, uint64_t len,
@@ -196,18 +209,12 @@ static int blk_range(struct blk_io *b, unsigned long req, uint64_t off, uint64_t
 	}
 	if (!edges_zero)
 		return 0;
-	if (e <= a) {
-		a = off + len;
-		e = off + len;
-	}
-	{
-		static const uint8_t zeros[4096];
-		if (a > off && blk_pwrite(&b->base, zeros, (size_t)(a - off), off) < 0)
-			return -EIO;
-		if (off + len > e && blk_pwrite(&b->base, zeros, (size_t)(off + len - e), e) < 0)
-			return -EIO;
-	}
-	return 0;
+	if (e <= a)		/* no whole sector inside: all of it is edge */
+		return zero_bytes(b, off, len);
+	rc = a > off ? zero_bytes(b, off, a - off) : 0;
+	if (rc == 0 && off + len > e)
+		rc = zero_bytes(b, e, off + len - e);
+	return rc;
 }
 
 static int blk_punch(struct vhd_io *io, uint64_t off, uint64_t len)

@@ -13,7 +13,8 @@
 set -u
 TOP=${TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 VHDTOOL=$TOP/vhdtool/vhdtool
-export PATH=$TOP/vhdtool:$PATH
+# Debian's tools first: nbdsh needs the system python3 (python3-libnbd).
+export PATH=$TOP/vhdtool:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 T=$(mktemp -d "${TMPDIR:-/tmp}/vhdkit-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1
