@@ -50,3 +50,15 @@ mkrandom() {
 		dd if=/dev/urandom of="$f" bs=1M count=1 seek="$i" conv=notrunc status=none
 	done
 }
+
+# Sanitizer builds: the plugin needs the ASan runtime loaded first in
+# nbdkit, which is not instrumented; wrap nbdkit (found by PATH, also by
+# vhdtool serve) to preload it.
+if grep -q '^ENABLE_ASAN = 1' "$TOP/config.mk" 2>/dev/null && command -v nbdkit >/dev/null; then
+	asan_rt=$(grep '^CC = ' "$TOP/config.mk" | cut -d' ' -f3- | xargs -I{} sh -c '{} -print-file-name=libasan.so')
+	mkdir -p "$T/.bin"
+	printf '#!/bin/sh\nLD_PRELOAD=%s ASAN_OPTIONS=detect_leaks=0 exec %s "$@"\n' \
+		"$asan_rt" "$(command -v nbdkit)" > "$T/.bin/nbdkit"
+	chmod +x "$T/.bin/nbdkit"
+	export PATH=$T/.bin:$PATH
+fi
