@@ -335,6 +335,11 @@ struct vhd_convert_opts {
 VHD_API int vhd_convert(vhd_disk *src, const char *dst_path,
 			const struct vhd_convert_opts *o);
 
+/** Compare the content of two disks (any formats, whole chains).  Bytes
+ *  past the smaller disk's end compare as zeros.  Returns 0 when equal, 1
+ *  when not (*@first_diff = first differing offset), or -errno. */
+VHD_API int vhd_compare(vhd_disk *a, vhd_disk *b, uint64_t *first_diff);
+
 /* ---- helpers exposed for tools and tests ---- */
 /** CHS geometry of a size per the VHD specification. */
 VHD_API void vhd_chs_from_size(uint64_t size, uint16_t *cyl, uint8_t *heads,
