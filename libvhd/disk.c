@@ -9,6 +9,7 @@
 
 #include "disk.h"
 #include "io.h"
+#include "import.h"
 #include "vhdx_image.h"
 
 static __thread char thread_errmsg[1024];
@@ -126,6 +127,8 @@ int disk_detect_format(struct vhd_io *io, enum vhd_format *fmt)
 			*fmt = VHD_FMT_VHD;
 			return 0;
 		}
+		if (import_detect(buf, 8, fmt))
+			return 0;
 	}
 	for (unsigned tail = 512; tail >= 511; tail--) {
 		if (size < tail)
@@ -137,6 +140,8 @@ int disk_detect_format(struct vhd_io *io, enum vhd_format *fmt)
 			*fmt = VHD_FMT_VHD;
 			return 0;
 		}
+		if (import_detect(buf, 8, fmt))
+			return 0;
 	}
 	return 0;
 }
@@ -193,6 +198,12 @@ static int open_io_layer(struct vhd_io *io, const char *path, unsigned flags,
 		break;
 	case VHD_FMT_VHDX:
 		rc = vhdx_image_open(d, ctx);
+		break;
+	case VHD_FMT_QCOW2:
+		rc = qcow2_open(d, ctx);
+		break;
+	case VHD_FMT_VMDK:
+		rc = vmdk_open(d, ctx);
 		break;
 	default:
 		rc = disk_error(d, -EINVAL, "unknown format %d", fmt);

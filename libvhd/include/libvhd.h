@@ -66,6 +66,8 @@ enum vhd_format {
 	VHD_FMT_RAW = 1,
 	VHD_FMT_VHD = 2,
 	VHD_FMT_VHDX = 3,
+	VHD_FMT_QCOW2 = 4,	/* read-only import (qcow2 v2/v3) */
+	VHD_FMT_VMDK = 5,	/* read-only import (VMware) */
 };
 
 enum vhd_type {
