@@ -47,6 +47,8 @@ struct vhd_format_ops {
 	void (*check)(vhd_disk *d, void (*found)(void *, enum vhd_check_severity,
 						 const char *), void *opaque);
 	bool (*has_parent)(vhd_disk *d);
+	/* optional: change the virtual size (an image open read-write) */
+	int (*resize)(vhd_disk *d, uint64_t size, bool force);
 };
 
 /* Identity of every file opened along a chain, for cycle detection. */

@@ -166,6 +166,18 @@ static int raw_close(vhd_disk *d)
 	return 0;
 }
 
+static int raw_resize(vhd_disk *d, uint64_t size, bool force)
+{
+	int rc = d->io->ops->truncate(d->io, size);
+
+	if (rc == 0)
+		rc = d->io->ops->flush(d->io);
+	if (rc < 0)
+		return disk_error(d, rc, "resize: %s", vhd_strerror(rc));
+	d->size = size;
+	return 0;
+}
+
 static const struct vhd_format_ops raw_ops = {
 	.name = "raw",
 	.pread = raw_pread,
@@ -177,6 +189,7 @@ static const struct vhd_format_ops raw_ops = {
 	.extents = raw_extents,
 	.info = raw_info,
 	.close = raw_close,
+	.resize = raw_resize,
 };
 
 int raw_open(vhd_disk *d)

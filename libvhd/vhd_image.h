@@ -105,6 +105,10 @@ void vhd_mark_bits(vhd_disk *d, uint32_t block, uint32_t s0, uint32_t s1);
 int vhd_unmap_block(vhd_disk *d, uint32_t block);
 int vhd_meta_flush(vhd_disk *d);
 int vhd_meta_close(vhd_disk *d);
+int vhd_trim_reserve(vhd_disk *d);
+
+/* vhd_resize.c */
+int vhd_image_resize(vhd_disk *d, uint64_t size, bool force);
 int vhd_prepare_writes(vhd_disk *d);
 
 /* vhd_rw.c */

@@ -389,27 +389,35 @@ int vhd_prepare_writes(vhd_disk *d)
 	return 0;
 }
 
-/* Close: flush (done by disk.c), then give back reserved space: footer at
- * the end of the last block, sync, truncate. */
-int vhd_meta_close(vhd_disk *d)
+/* Give back reserved space: footer at the end of the last block, sync,
+ * truncate after it, sync. */
+int vhd_trim_reserve(vhd_disk *d)
 {
 	struct vhd_image *v = IMG(d);
 	int rc = 0;
 
-	if (!d->read_only && v->footer_len == VHD_FOOTER_SIZE &&
-	    v->footer_pos > v->next_block) {
-		rc = write_footer_at(d, v->next_block);
-		if (rc == 0)
-			rc = sync_file(d);
-		if (rc == 0)
-			rc = d->io->ops->truncate(d->io, v->next_block + VHD_FOOTER_SIZE);
-		if (rc == 0)
-			rc = sync_file(d);
-		if (rc < 0)
-			disk_error(d, rc, "trimming reserved space: %s",
-				   vhd_strerror(rc));
-	}
-	vhd_image_free(v);
+	if (d->read_only || v->footer_len != VHD_FOOTER_SIZE ||
+	    v->footer_pos <= v->next_block)
+		return 0;
+	rc = write_footer_at(d, v->next_block);
+	if (rc == 0)
+		rc = sync_file(d);
+	if (rc == 0)
+		rc = d->io->ops->truncate(d->io, v->next_block + VHD_FOOTER_SIZE);
+	if (rc == 0)
+		rc = sync_file(d);
+	if (rc < 0)
+		return disk_error(d, rc, "trimming reserved space: %s", vhd_strerror(rc));
+	v->footer_pos = v->next_block;
+	return 0;
+}
+
+/* Close: flush (done by disk.c), then give back reserved space. */
+int vhd_meta_close(vhd_disk *d)
+{
+	int rc = vhd_trim_reserve(d);
+
+	vhd_image_free(IMG(d));
 	d->priv = NULL;
 	return rc;
 }

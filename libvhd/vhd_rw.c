@@ -510,6 +510,7 @@ const struct vhd_format_ops vhd_fixed_ops = {
 	.info = vhd_info_op,
 	.close = fixed_close,
 	.abandon = vhd_abandon,
+	.resize = vhd_image_resize,
 };
 
 const struct vhd_format_ops vhd_sparse_ops = {
@@ -524,4 +525,5 @@ const struct vhd_format_ops vhd_sparse_ops = {
 	.info = vhd_info_op,
 	.close = vhd_meta_close,
 	.abandon = vhd_abandon,
+	.resize = vhd_image_resize,
 };

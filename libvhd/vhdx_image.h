@@ -68,6 +68,9 @@ struct vhdx_image {
 	uint64_t nsb_dirty;
 
 	uint64_t file_end;		/* next block goes here (1 MiB aligned) */
+	uint32_t size_item_off;		/* disk size item, from meta_off */
+	uint8_t *meta_page;		/* a metadata page to log (resize) */
+	uint64_t meta_page_off;
 	uint64_t log_seq;		/* last sequence number written */
 	bool unsafe;
 
@@ -116,6 +119,7 @@ int vhdx_set_state(vhd_disk *d, uint64_t block, uint64_t entry);
 int vhdx_meta_flush(vhd_disk *d);
 int vhdx_meta_close(vhd_disk *d);
 int vhdx_begin_session(vhd_disk *d);
+int vhdx_resize(vhd_disk *d, uint64_t size, bool force);
 
 /* vhdx_rw.c */
 extern const struct vhd_format_ops vhdx_ops;

@@ -207,7 +207,7 @@ static void batch_free(struct page_batch *b)
  * payload entries of its chunk in the BAT). */
 static int take_batch(struct vhdx_image *x, struct page_batch *b)
 {
-	uint64_t n = x->nsb_dirty + x->nbat_dirty, k = 0;
+	uint64_t n = x->nsb_dirty + x->nbat_dirty + 1, k = 0;
 
 	memset(b, 0, sizeof(*b));
 	b->off = malloc((n + 1) * sizeof(uint64_t));
@@ -215,6 +215,13 @@ static int take_batch(struct vhdx_image *x, struct page_batch *b)
 	if (!b->off || !b->data) {
 		batch_free(b);
 		return -ENOMEM;
+	}
+	if (x->meta_page) {	/* a metadata change (resize) goes first */
+		b->off[k] = x->meta_page_off;
+		memcpy(b->data, x->meta_page, VHDX_PAGE);
+		free(x->meta_page);
+		x->meta_page = NULL;
+		k++;
 	}
 	for (uint64_t i = 0; i < x->nsb_dirty; i++) {
 		uint64_t page = x->sb_dirty_list[i];
@@ -388,5 +395,113 @@ int vhdx_meta_close(vhd_disk *d)
 	}
 	vhdx_image_free(x);
 	d->priv = NULL;
+	return rc;
+}
+
+/* Grow the in-memory tables to @nentries BAT entries and @nsb bitmap
+ * blocks (meta_lock held or exclusive use). */
+static int grow_tables(struct vhdx_image *x, uint64_t nentries, uint64_t nsb)
+{
+	uint64_t pages = (x->bat_len + VHDX_PAGE - 1) / VHDX_PAGE;
+	uint64_t sbp = nsb * SB_PAGES_PER_BLOCK, old_sbp = x->nsb * SB_PAGES_PER_BLOCK;
+	uint64_t *bat = realloc(x->bat, nentries * sizeof(uint64_t));
+	uint8_t **sb = NULL, *sbd = NULL;
+	uint64_t *sbl = NULL;
+
+	if (bat)
+		x->bat = bat;
+	if (sbp > old_sbp) {
+		sb = realloc(x->sb_pages, sbp * sizeof(*sb));
+		if (sb) {
+			x->sb_pages = sb;
+			memset(sb + old_sbp, 0, (sbp - old_sbp) * sizeof(*sb));
+		}
+		sbd = realloc(x->sb_dirty, sbp);
+		if (sbd) {
+			x->sb_dirty = sbd;
+			memset(sbd + old_sbp, 0, sbp - old_sbp);
+		}
+		sbl = realloc(x->sb_dirty_list, sbp * sizeof(uint64_t));
+		if (sbl)
+			x->sb_dirty_list = sbl;
+		if (!sb || !sbd || !sbl)
+			return -ENOMEM;
+	}
+	if (!bat)
+		return -ENOMEM;
+	for (uint64_t i = x->nentries; i < nentries; i++)
+		x->bat[i] = 0;
+	(void)pages;
+	return 0;
+}
+
+/* Resize: the disk size item changes through the log with the BAT pages
+ * of any blocks a forced shrink drops.  The BAT region must have room. */
+int vhdx_resize(vhd_disk *d, uint64_t size, bool force)
+{
+	struct vhdx_image *x = XIMG(d);
+	uint64_t nblocks = (size + x->block_size - 1) / x->block_size;
+	uint64_t nsb = (nblocks + x->chunk_ratio - 1) / x->chunk_ratio;
+	uint64_t nentries = x->has_parent ? nsb * (x->chunk_ratio + 1)
+					  : nblocks + (nblocks - 1) / x->chunk_ratio;
+	uint64_t cut = 0, item = x->meta_off + x->size_item_off;
+	uint8_t *page;
+	int rc;
+
+	if (size == 0 || size % x->lsec || size > VHDX_MAX_SIZE)
+		return disk_error(d, -EINVAL,
+				  "size %llu is not a positive multiple of %u up to 64 TiB",
+				  (unsigned long long)size, x->lsec);
+	if (nentries * 8 > x->bat_len)
+		return disk_error(d, -ENOSPC,
+				  "the BAT region (%llu bytes) has no room for %llu bytes; convert to a new VHDX instead",
+				  (unsigned long long)x->bat_len, (unsigned long long)size);
+	if (x->leave_allocated && size > d->size)
+		return disk_error(d, VHD_E_UNSUPPORTED,
+				  "growing a fixed VHDX is not supported; convert it instead");
+	for (uint64_t b = nblocks; b < x->nblocks; b++) {
+		uint32_t st = vhdx_bat_state(x->bat[vhdx_payload_index(x, b)]);
+		if (st == VHDX_PAYLOAD_FULLY_PRESENT || st == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+			cut++;
+	}
+	if (cut && !force)
+		return disk_error(d, -ENOTEMPTY,
+				  "shrinking to %llu bytes would cut %llu allocated blocks (use --force)",
+				  (unsigned long long)size, (unsigned long long)cut);
+	rc = vhdx_begin_session(d);
+	if (rc < 0)
+		return rc;
+	for (uint64_t b = nblocks; cut && b < x->nblocks; b++)
+		vhdx_set_state(d, b, vhdx_bat_make(VHDX_PAYLOAD_NOT_PRESENT, 0));
+	page = malloc(VHDX_PAGE);
+	if (!page)
+		return disk_error(d, -ENOMEM, "out of memory");
+	rc = io_read_full(d->io, page, VHDX_PAGE, item / VHDX_PAGE * VHDX_PAGE);
+	if (rc < 0) {
+		free(page);
+		return disk_error(d, rc, "reading metadata: %s", vhd_strerror(rc));
+	}
+	put_le64(page + item % VHDX_PAGE, size);
+	pthread_mutex_lock(&x->meta_lock);
+	rc = grow_tables(x, nentries > x->nentries ? nentries : x->nentries,
+			 nsb > x->nsb ? nsb : x->nsb);
+	if (rc == 0) {
+		free(x->meta_page);
+		x->meta_page = page;
+		x->meta_page_off = item / VHDX_PAGE * VHDX_PAGE;
+		if (nentries > x->nentries)
+			x->nentries = nentries;
+		if (nsb > x->nsb)
+			x->nsb = nsb;
+		x->nblocks = nblocks;
+	} else {
+		free(page);
+	}
+	pthread_mutex_unlock(&x->meta_lock);
+	if (rc < 0)
+		return disk_error(d, rc, "out of memory");
+	rc = vhdx_meta_flush(d);
+	if (rc == 0)
+		d->size = size;
 	return rc;
 }

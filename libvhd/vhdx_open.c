@@ -47,6 +47,7 @@ void vhdx_image_free(struct vhdx_image *x)
 	free(x->bat_dirty_list);
 	free(x->sb_dirty);
 	free(x->sb_dirty_list);
+	free(x->meta_page);
 	free(x->parent_linkage);
 	free(x->parent_linkage2);
 	free(x->relative_path);
@@ -282,6 +283,7 @@ static int read_metadata(vhd_disk *d)
 		} else if (vhdx_guid_eq(&e->id, &VHDX_GUID_DISK_SIZE)) {
 			rc = meta_item(d, e, v, 8);
 			d->size = get_le64(v);
+			x->size_item_off = e->offset;
 			have[1] = true;
 		} else if (vhdx_guid_eq(&e->id, &VHDX_GUID_PAGE83)) {
 			rc = meta_item(d, e, v, 16);

@@ -451,4 +451,5 @@ const struct vhd_format_ops vhdx_ops = {
 	.close = x_close,
 	.abandon = x_abandon,
 	.has_parent = x_has_parent,
+	.resize = vhdx_resize,
 };

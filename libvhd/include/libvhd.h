@@ -337,6 +337,14 @@ struct vhd_convert_opts {
 VHD_API int vhd_convert(vhd_disk *src, const char *dst_path,
 			const struct vhd_convert_opts *o);
 
+#define VHD_RESIZE_FORCE 0x1	/* shrink even over allocated data */
+
+/** Change the virtual size of the image at @path (its own layer; parents
+ *  are not needed).  Shrinking refuses to cut data stored in the image
+ *  unless VHD_RESIZE_FORCE.  Crash-safe: every step leaves a valid image. */
+VHD_API int vhd_resize(const char *path, uint64_t size, unsigned flags,
+		       const struct vhd_open_opts *o);
+
 /** Compare the content of two disks (any formats, whole chains).  Bytes
  *  past the smaller disk's end compare as zeros.  Returns 0 when equal, 1
  *  when not (*@first_diff = first differing offset), or -errno. */

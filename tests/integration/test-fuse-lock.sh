@@ -11,7 +11,9 @@
 #    whole blocks across a block boundary): the ranges read zeros at once,
 #    the bytes around them are unchanged; after vhdtool umount the image
 #    holds the same bytes (vhdtool read), the whole blocks punched are no
-#    longer allocated, and check is clean.
+#    longer allocated, and check is clean;
+#  - vhdtool umount returns only once the image is free: a writer right
+#    after it gets the lock (10 mount/umount cycles in quick succession).
 . "$TOP/tests/functions.sh"
 requires_root
 requires fallocate fusermount3 mountpoint
@@ -95,4 +97,24 @@ after=$(blocks_allocated d.vhd)
 [ "$after" = 7 ] || die "blocks_allocated is '$after' after punching 3 of 10 blocks, want 7"
 $VHDTOOL check d.vhd >check.out 2>&1 || die "vhdtool check: $(cat check.out)"
 echo "ok: punched ranges read zeros, 3 whole blocks deallocated"
+
+# 5. vhdtool umount returns only when the daemon has let go of the image:
+# right after it, a writer gets the lock -- also when umount follows mount
+# at once (the window in which a just-started daemon is still settling).
+head -c 512 /dev/urandom >s.bin
+busy=0
+for i in $(seq 10); do
+	$VHDTOOL mount d.vhd "$RW" >mount.out 2>&1 || die "cycle $i: vhdtool mount failed: $(cat mount.out)"
+	$VHDTOOL umount "$RW" >umount.out 2>&1 || die "cycle $i: vhdtool umount failed: $(cat umount.out)"
+	if ! $VHDTOOL write --offset $((i * 512)) d.vhd s.bin >write.out 2>&1; then
+		grep -qi 'in use' write.out || die "cycle $i: vhdtool write after umount: $(cat write.out)"
+		busy=$((busy + 1))
+		# Let the daemon finish before the next cycle.
+		for j in $(seq 100); do $VHDTOOL check -q d.vhd >/dev/null 2>&1 && break; sleep 0.1; done
+	fi
+done
+[ "$busy" -eq 0 ] ||
+	die "in $busy of 10 mount/umount cycles the image was still locked right after vhdtool umount returned"
+$VHDTOOL check d.vhd >check.out 2>&1 || die "vhdtool check: $(cat check.out)"
+echo "ok: the image is free as soon as vhdtool umount returns (10 cycles)"
 echo "FUSE locking and hole punching as expected"

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # test-nbd-errors.sh -- failures an NBD client of the vhd plugin must see,
 # with the export still usable afterwards:
-#  - read-only exports, both the plugin's readonly=true and `vhdtool serve
-#    --readonly` (a background server with a pidfile): nbdinfo reports
+#  - read-only exports -- the plugin's readonly=true, `vhdtool serve
+#    --readonly` (a background server with a pidfile), and nbdkit's own -r
+#    (which the plugin's help names as an alternative): nbdinfo reports
 #    is_read_only, a client write fails (qemu-io refuses to open for
 #    writing with "Permission denied"; with libnbd's strict mode off, nbdsh
 #    sends the write anyway and the server answers EPERM, which is what NBD
-#    carries for EROFS/EPERM), reads still work, the image file is unchanged;
+#    carries for EROFS/EPERM), reads still work, and neither file of the
+#    chain changes (the child holds space a read-write open would reclaim,
+#    so opening it for writing shows), and other readers (vhdtool info) can
+#    open the image meanwhile;
 #  - disk full: a 200 MiB dynamic VHD on a 20 MiB tmpfs.  Writing past the
 #    space fails with ENOSPC ("No space left on device"), the server stays
 #    up, the data written before still reads back (same connection, and a
@@ -65,12 +69,20 @@ $VHDTOOL convert -q -O vhd base.raw base.vhd || die "convert base failed"
 $VHDTOOL snapshot -q base.vhd child.vhd || die "snapshot failed"
 head -c 100000 /dev/urandom >patch.bin
 $VHDTOOL write --offset 3000000 child.vhd patch.bin >/dev/null || die "vhdtool write failed"
+# Leave unreferenced space in the child: a block written, then deallocated.
+nbdkit -U - "$PLUGIN" file=child.vhd --run \
+	'qemu-io -f raw "$uri" -c "write -P 0x77 8M 2M" -c "discard 8M 2M"' >discard.out 2>&1 ||
+	die "writing and trimming a block failed: $(cat discard.out)"
+$VHDTOOL check child.vhd >check.out 2>&1 && grep -q '^info: .*not referenced' check.out ||
+	die "test bug: the child has no unreferenced space to reclaim: $(cat check.out)"
 $VHDTOOL convert -q child.vhd want.raw || die "flattening failed"
 
 # ro_checks URI TAG: the export is read-only and refuses writes; reads work.
 cat >ro-checks.sh <<'EOF'
 uri=$1 tag=$2 nbdsh=${3:-}
 nbdinfo --is read-only "$uri" || { echo "$tag: nbdinfo says the export is writable" >&2; exit 1; }
+vhdtool info child.vhd >$tag.info 2>&1 ||
+	{ echo "$tag: vhdtool info cannot open the image beside the read-only export: $(cat $tag.info)" >&2; exit 1; }
 if qemu-io -f raw "$uri" -c "write -P 0x5a 0 64k" >$tag.qio 2>&1; then
 	echo "$tag: qemu-io wrote to a read-only export: $(cat $tag.qio)" >&2; exit 1
 fi
@@ -122,6 +134,14 @@ wait_for eval '! kill -0 "$srv_pid" 2>/dev/null' || die "the server (pid $srv_pi
 srv_pid=
 [ "$(sum base.vhd) $(sum child.vhd)" = "$sums" ] || die "vhdtool serve --readonly changed the chain's files"
 echo "ok: vhdtool serve --readonly refuses writes"
+
+# 1c. nbdkit -r, without readonly=true.
+nbdkit -r -U - "$PLUGIN" file=child.vhd --run 'bash ro-checks.sh "$uri" ro-nbdkit "'"$NBDSH"'"' ||
+	die "nbdkit -r export (see above)"
+cmp want.raw ro-nbdkit.raw || die "the nbdkit -r export reads differently from the chain"
+[ "$(sum base.vhd) $(sum child.vhd)" = "$sums" ] ||
+	die "the read-only export of nbdkit -r changed the chain's files (child now $(stat -c %s child.vhd) bytes; check: $($VHDTOOL check child.vhd | head -n 1))"
+echo "ok: nbdkit -r refuses writes and leaves the files alone"
 
 # 2. Disk full.
 mkdir -p "$SMALL"
