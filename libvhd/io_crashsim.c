@@ -362,6 +362,25 @@ out:
 	return rc;
 }
 
+/* Removing drops the file from the table (its name can be created again);
+ * open handles keep working on the old file. */
+static int cs_remove(const struct vhd_io_factory *fac, const char *path)
+{
+	struct vhd_crashsim *cs = (struct vhd_crashsim *)fac;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&cs->lock);
+	for (size_t i = 0; i < cs->nfiles; i++) {
+		if (strcmp(cs->files[i]->path, path))
+			continue;
+		cs->files[i]->path[0] = '\0';	/* unreachable by name */
+		rc = 0;
+		break;
+	}
+	pthread_mutex_unlock(&cs->lock);
+	return rc;
+}
+
 struct vhd_crashsim *vhd_crashsim_new(uint64_t seed)
 {
 	struct vhd_crashsim *cs = calloc(1, sizeof(*cs));
@@ -369,6 +388,7 @@ struct vhd_crashsim *vhd_crashsim_new(uint64_t seed)
 	if (!cs)
 		return NULL;
 	cs->factory.open = cs_open;
+	cs->factory.remove = cs_remove;
 	pthread_mutex_init(&cs->lock, NULL);
 	cs->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
 	return cs;

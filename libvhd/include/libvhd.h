@@ -345,6 +345,20 @@ VHD_API int vhd_convert(vhd_disk *src, const char *dst_path,
 VHD_API int vhd_resize(const char *path, uint64_t size, unsigned flags,
 		       const struct vhd_open_opts *o);
 
+/** Merge @child (and the layers between it and @into, or only @child when
+ *  @into is NULL) into the ancestor @into / @child's parent (Merge-VHD).
+ *  Journaled in INTO.vhdkit-merge: an interrupted merge is finished by
+ *  vhd_merge_resume(INTO).  On success *@stale lists (malloc'd strings, free
+ *  them and the array) the merged layers, whose content now lives in the
+ *  target: they are stale and should be deleted. */
+VHD_API int vhd_merge(const char *child, const char *into,
+		      const struct vhd_open_opts *o,
+		      int (*progress)(void *, uint64_t, uint64_t), void *opaque,
+		      char ***stale, int *nstale);
+VHD_API int vhd_merge_resume(const char *target, const struct vhd_open_opts *o,
+			     int (*progress)(void *, uint64_t, uint64_t), void *opaque,
+			     char ***stale, int *nstale);
+
 /** Compare the content of two disks (any formats, whole chains).  Bytes
  *  past the smaller disk's end compare as zeros.  Returns 0 when equal, 1
  *  when not (*@first_diff = first differing offset), or -errno. */

@@ -17,6 +17,7 @@
 #    new one), a flush succeeds; after the server stops, vhdtool check
 #    finds no errors or warnings and the data is in the file; once the file
 #    system has room again, a new server takes writes.
+# The nbdkit -r case runs last, after the disk-full checks.
 # nbdsh is optional (python3-libnbd): without it the strict-mode and errno
 # checks are skipped with a note, the rest still runs.
 . "$TOP/tests/functions.sh"
@@ -81,8 +82,10 @@ $VHDTOOL convert -q child.vhd want.raw || die "flattening failed"
 cat >ro-checks.sh <<'EOF'
 uri=$1 tag=$2 nbdsh=${3:-}
 nbdinfo --is read-only "$uri" || { echo "$tag: nbdinfo says the export is writable" >&2; exit 1; }
+# Reported by the caller (after it has looked at the files too).
+: >$tag.problems
 vhdtool info child.vhd >$tag.info 2>&1 ||
-	{ echo "$tag: vhdtool info cannot open the image beside the read-only export: $(cat $tag.info)" >&2; exit 1; }
+	echo "vhdtool info cannot open the image beside the read-only export: $(cat $tag.info)" >>$tag.problems
 if qemu-io -f raw "$uri" -c "write -P 0x5a 0 64k" >$tag.qio 2>&1; then
 	echo "$tag: qemu-io wrote to a read-only export: $(cat $tag.qio)" >&2; exit 1
 fi
@@ -112,12 +115,21 @@ fi
 exit 0
 EOF
 
+# ro_verdict TAG WHAT: the chain's files unchanged, no problem recorded.
+ro_verdict() {
+	local why=
+	[ "$(sum base.vhd) $(sum child.vhd)" = "$sums" ] ||
+		why="the chain's files changed (child now $(stat -c %s child.vhd) bytes; check: $($VHDTOOL check child.vhd | head -n 1)); "
+	[ -s $1.problems ] && why="$why$(cat $1.problems)"
+	[ -z "$why" ] || die "$2: $why"
+}
+
 # 1a. The plugin's readonly=true.
 sums="$(sum base.vhd) $(sum child.vhd)"
 nbdkit -U - "$PLUGIN" file=child.vhd readonly=true --run 'bash ro-checks.sh "$uri" ro-plugin "'"$NBDSH"'"' ||
 	die "readonly=true export (see above)"
 cmp want.raw ro-plugin.raw || die "the readonly=true export reads differently from the chain"
-[ "$(sum base.vhd) $(sum child.vhd)" = "$sums" ] || die "the read-only export changed the chain's files"
+ro_verdict ro-plugin "readonly=true"
 echo "ok: readonly=true refuses writes${NBDSH:+ (server answers EPERM)}"
 
 # 1b. vhdtool serve --readonly in the background with a pidfile.
@@ -132,16 +144,8 @@ cmp want.raw ro-serve.raw || die "the vhdtool serve --readonly export reads diff
 kill "$srv_pid"
 wait_for eval '! kill -0 "$srv_pid" 2>/dev/null' || die "the server (pid $srv_pid) did not exit on SIGTERM"
 srv_pid=
-[ "$(sum base.vhd) $(sum child.vhd)" = "$sums" ] || die "vhdtool serve --readonly changed the chain's files"
+ro_verdict ro-serve "vhdtool serve --readonly"
 echo "ok: vhdtool serve --readonly refuses writes"
-
-# 1c. nbdkit -r, without readonly=true.
-nbdkit -r -U - "$PLUGIN" file=child.vhd --run 'bash ro-checks.sh "$uri" ro-nbdkit "'"$NBDSH"'"' ||
-	die "nbdkit -r export (see above)"
-cmp want.raw ro-nbdkit.raw || die "the nbdkit -r export reads differently from the chain"
-[ "$(sum base.vhd) $(sum child.vhd)" = "$sums" ] ||
-	die "the read-only export of nbdkit -r changed the chain's files (child now $(stat -c %s child.vhd) bytes; check: $($VHDTOOL check child.vhd | head -n 1))"
-echo "ok: nbdkit -r refuses writes and leaves the files alone"
 
 # 2. Disk full.
 mkdir -p "$SMALL"
@@ -204,4 +208,14 @@ nbdkit -U - "$PLUGIN" file="$SMALL/d.vhd" --run '
 $VHDTOOL check -q "$SMALL/d.vhd" >check2.out 2>&1 || die "check after writing again: $(cat check2.out)"
 $VHDTOOL read --offset 100M --length 16M "$SMALL/d.vhd" >again.bin || die "vhdtool read failed"
 head -c $((16 * M)) /dev/zero | tr '\0' '\125' | cmp - again.bin || die "the new 16 MiB are not in the file"
+echo "ok: once there is room again, writes work"
+
+# 3. nbdkit -r, without readonly=true (last: the disk-full checks run
+# whatever it finds).
+nbdkit -r -U - "$PLUGIN" file=child.vhd --run 'bash ro-checks.sh "$uri" ro-nbdkit "'"$NBDSH"'"' ||
+	die "nbdkit -r export (see above)"
+cmp want.raw ro-nbdkit.raw || die "the nbdkit -r export reads differently from the chain"
+ro_verdict ro-nbdkit "nbdkit -r"
+echo "ok: nbdkit -r refuses writes and leaves the files alone"
+
 echo "NBD errors as expected"

@@ -21,9 +21,11 @@
 #     parent_linkage with libfguid's LOWER_CASE|SURROUNDING_BRACES format
 #     only (libvhdi_parent_locator_get_value_as_guid) and silently leaves
 #     zeros when that fails; MS-VHDX 2.6.2.6.3 says the value "is encoded as
-#     a lowercase string with enclosing braces".  The test also proves that
-#     with a lowercase linkage libvhdi shows the right parent and that we
-#     still open such a child.
+#     a lowercase string with enclosing braces".  vhdimount (FUSE) must open
+#     our chain and read it as we do; with the upper-case linkage it refuses
+#     ("libvhdi_file_set_parent_file: mismatch in identifier").  A control
+#     proves that with a lowercase linkage libvhdi shows the right parent and
+#     reads the chain like we do, and that we still open such a child.
 #  d. VHD -> VHDX -> VHD -> raw through vhdtool convert is byte-identical,
 #     and a VHDX differencing chain (3 levels, unaligned writes) flattened by
 #     `vhdtool convert child.vhdx flat.vhd` equals the expected content
@@ -205,9 +207,12 @@ $VHDTOOL convert -q -O vhdx --type fixed c.raw cfix.vhdx || die "convert to fixe
 $VHDTOOL convert -q -O vhdx --type dynamic --block-size 2M c.raw cdyn.vhdx || die "convert to dynamic VHDX failed"
 $VHDTOOL snapshot -q cdyn.vhdx cchild.vhdx || die "snapshot of a VHDX failed"
 # Some data in the child (a sub-sector write over parent data, a write in a
-# parent hole): a child with no sector-bitmap block at all is misread by
-# libvhdi 20210425, which then takes file offset 0 (the file identifier) as
-# the bitmap -- its bug, not ours; see the report of this test's author.
+# parent hole).  Without it the child has no sector-bitmap block at all
+# (SB entry NOT_PRESENT, valid per MS-VHDX: everything reads from the
+# parent), and libvhdi 20210425 misreads such a child: sector 0 comes from
+# the parent, but many later sectors of parent data read as zeros, as if the
+# bytes at file offset 0 (the file identifier) were the bitmap -- a libvhdi
+# limitation, not checked here.
 cp c.raw cchild.raw
 head -c 700 /dev/urandom >cw.bin
 $VHDTOOL write --offset 1000 cchild.vhdx cw.bin >/dev/null || die "write to the child failed"
@@ -218,7 +223,7 @@ $VHDTOOL create -q --format vhdx --type dynamic --size $csize --logical-sector 4
 	die "create 4K VHDX failed"
 
 check_vhdiinfo() {	# check_vhdiinfo FILE TYPE SECTOR
-	local f=$1 type=$2 sec=$3 got want ours
+	local f=$1 type=$2 sec=$3 got want
 	vhdiinfo "$f" >"$f.info" 2>&1 || die "vhdiinfo $f exited $?: $(cat "$f.info")"
 	grep -q 'VHDX' "$f.info" || die "$f: vhdiinfo does not say VHDX: $(cat "$f.info")"
 	got=$(field 'Disk type' "$f.info")
