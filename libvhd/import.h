@@ -242,6 +242,8 @@ struct import_map {
 	uint64_t unit_guest;		/* compressed: guest offset of the unit
 					   (relative to its extent) */
 	uint32_t unit_need;		/* compressed: bytes that must inflate */
+	uint64_t unit_bytes;		/* compressed: stored bytes, at most */
+	const void *ctx;		/* the format's own (VMDK: the extent) */
 };
 
 struct import_format {

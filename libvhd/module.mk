@@ -5,7 +5,7 @@ LIBVHD_OBJS := $(LIBVHD_SRCS:.c=.o)
 LIBVHD_A := libvhd/libvhd.a
 LIBVHD_SO := libvhd/libvhd.so
 LIBVHD_SOVER := 0
-LIBVHD_LIBS := $(AIO_LIBS) $(XXHASH_LIBS) -pthread
+LIBVHD_LIBS := $(AIO_LIBS) $(XXHASH_LIBS) -lz -pthread
 
 $(LIBVHD_OBJS): CFLAGS += -fvisibility=hidden
 

@@ -97,9 +97,26 @@ void vhdx_guid_format(const vhdx_guid *g, char out[39])
 	const uint8_t *b = g->b;
 
 	snprintf(out, 39,
-		 "{%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X}",
+		 "{%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x}",
 		 b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9],
 		 b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+void vhdx_guid_to_rfc(const vhdx_guid *g, uint8_t out[16])
+{
+	const uint8_t *b = g->b;
+	uint8_t t[16] = { b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6] };
+
+	memcpy(t + 8, b + 8, 8);
+	memcpy(out, t, 16);
+}
+
+void vhdx_guid_from_rfc(const uint8_t in[16], vhdx_guid *g)
+{
+	vhdx_guid t;
+
+	memcpy(&t, in, 16);
+	vhdx_guid_to_rfc(&t, g->b);	/* the swap is its own inverse */
 }
 
 int vhdx_guid_random(vhdx_guid *g)

@@ -134,10 +134,16 @@ struct vhdx_log_desc {
 
 bool vhdx_guid_is_zero(const vhdx_guid *g);
 bool vhdx_guid_eq(const vhdx_guid *a, const vhdx_guid *b);
-/* "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}" (braces optional) <-> GUID. */
+/* "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}" (braces optional, any case)
+ * <-> GUID; formatted lower case, as MS-VHDX 2.6.2.6.3 requires for
+ * parent_linkage. */
 int vhdx_guid_parse(const char *s, vhdx_guid *g);
 void vhdx_guid_format(const vhdx_guid *g, char out[39]);
 int vhdx_guid_random(vhdx_guid *g);
+/* GUID <-> the 16 bytes in text (RFC 4122) order, as struct vhd_info and
+ * vhd_uuid_format() use them. */
+void vhdx_guid_to_rfc(const vhdx_guid *g, uint8_t out[16]);
+void vhdx_guid_from_rfc(const uint8_t in[16], vhdx_guid *g);
 
 /* Header: decode checks signature and CRC; returns 0, VHD_E_FORMAT or
  * VHD_E_CHECKSUM. */

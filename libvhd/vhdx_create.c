@@ -216,8 +216,8 @@ static int from_parent(const char *path, const struct vhd_create_opts *o,
 	n->size = pi.size;
 	n->lsec = pi.logical_sector;
 	n->psec = pi.physical_sector;
-	memcpy(&n->page83, pi.uuid, 16);
-	memcpy(&n->parent_linkage, pi.data_write_guid, 16);
+	vhdx_guid_from_rfc(pi.uuid, &n->page83);
+	vhdx_guid_from_rfc(pi.data_write_guid, &n->parent_linkage);
 	rc = path_absolute(o->parent, abs, sizeof(abs));
 	if (rc == 0)
 		rc = path_relative(path, o->parent, rel, sizeof(rel));

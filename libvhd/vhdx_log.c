@@ -202,18 +202,20 @@ static int apply_entry(vhd_disk *d, const uint8_t *e, const struct vhdx_log_head
 					  "log entry %llu: descriptor %u is invalid",
 					  (unsigned long long)h->sequence, i);
 		if (desc.file_offset > limit ||
-		    (desc.zero && desc.zero_length > limit - desc.file_offset))
+		    (desc.zero ? desc.zero_length : VHDX_LOG_SECTOR) > limit - desc.file_offset)
 			return disk_error(d, VHD_E_CORRUPT,
-					  "log entry %llu writes at %llu, past the end of the image",
+					  "the log does not replay: entry %llu writes at %llu, past its last file offset %llu",
 					  (unsigned long long)h->sequence,
-					  (unsigned long long)desc.file_offset);
+					  (unsigned long long)desc.file_offset,
+					  (unsigned long long)limit);
 		if (desc.zero) {
 			for (uint64_t z = 0; z < desc.zero_length; z += VHDX_LOG_SECTOR) {
 				rc = ov ? ov_put(ov, desc.file_offset + z, zero)
 					: io_write_full(d->io, zero, VHDX_LOG_SECTOR,
 							desc.file_offset + z);
 				if (rc < 0)
-					return rc;
+					return disk_error(d, rc, "replaying the log: %s",
+							  vhd_strerror(rc));
 			}
 			continue;
 		}
@@ -231,7 +233,7 @@ static int apply_entry(vhd_disk *d, const uint8_t *e, const struct vhdx_log_head
 		rc = ov ? ov_put(ov, desc.file_offset, page)
 			: io_write_full(d->io, page, VHDX_LOG_SECTOR, desc.file_offset);
 		if (rc < 0)
-			return rc;
+			return disk_error(d, rc, "replaying the log: %s", vhd_strerror(rc));
 	}
 	return 0;
 }
@@ -329,7 +331,18 @@ int vhdx_replay_log(vhd_disk *d, bool write_back, struct vhd_io **overlay)
 				rc = disk_error(d, VHD_E_CORRUPT, "the log does not replay");
 				goto out;
 			}
-			rc = apply_entry(d, e, &h, ov, VHDX_MAX_SIZE * 2);
+			/* Descriptors stay below the entry's LastFileOffset, which
+			 * a crash can leave past EOF, but not absurdly far. */
+			if (h.last_file_offset > fsize + (64ull << 30)) {
+				free(e);
+				rc = disk_error(d, VHD_E_CORRUPT,
+						"the log does not replay: entry %llu ends the file at %llu, far past its end (%llu)",
+						(unsigned long long)h.sequence,
+						(unsigned long long)h.last_file_offset,
+						(unsigned long long)fsize);
+				goto out;
+			}
+			rc = apply_entry(d, e, &h, ov, h.last_file_offset);
 			free(e);
 			if (rc < 0)
 				goto out;

@@ -115,10 +115,28 @@ static int read_regions(vhd_disk *d, uint64_t fsize)
 				vhd_strerror(rc));
 		goto out;
 	}
-	if (r1)
+	if (r1) {
 		vhdx_problem(d, VHD_CHECK_WARN, VHD_E_CORRUPT,
 			     "region table 1 is invalid (%s); using copy 2",
 			     vhd_strerror(r1));
+	} else {
+		/* Copy 2 must be valid and say the same. */
+		uint8_t *b2 = malloc(VHDX_REGION_SIZE);
+		struct vhdx_region_table *t2 = malloc(sizeof(*t2));
+		int r2 = !b2 || !t2 ? -ENOMEM :
+			 io_read_full(d->io, b2, VHDX_REGION_SIZE, VHDX_REGION2_OFF);
+		if (r2 == 0)
+			r2 = vhdx_region_decode(b2, t2);
+		if (r2 == 0 && (t2->count != t->count ||
+				memcmp(t2->e, t->e, t->count * sizeof(t->e[0]))))
+			r2 = VHD_E_CORRUPT;
+		if (r2 < 0 && r2 != -ENOMEM)
+			vhdx_problem(d, VHD_CHECK_WARN, VHD_E_CORRUPT,
+				     "region table 2 is invalid or differs from table 1 (%s)",
+				     vhd_strerror(r2));
+		free(b2);
+		free(t2);
+	}
 	for (uint32_t i = 0; i < t->count; i++) {
 		struct vhdx_region *r = &t->e[i];
 		if (vhdx_guid_eq(&r->guid, &VHDX_GUID_BAT)) {

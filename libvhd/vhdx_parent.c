@@ -36,7 +36,7 @@ int vhdx_resolve_parent(vhd_disk *d, struct chain_ctx *ctx)
 	char *buf = malloc(PATH_MAX * 2);
 	char why[512] = "";
 	int why_code = 0, rc = -ENOMEM, n = 0;
-	vhdx_guid want, want2;
+	vhdx_guid want, want2, gotg;
 	bool have2;
 
 	if (!buf)
@@ -94,11 +94,11 @@ int vhdx_resolve_parent(vhd_disk *d, struct chain_ctx *ctx)
 		if (pi.format != VHD_FMT_VHDX) {
 			snprintf(why, sizeof(why), "%s is not a VHDX", cand[i]);
 			why_code = VHD_E_PARENT_ID;
-		} else if (!ctx->opts.ignore_parent_id &&
-			   memcmp(pi.data_write_guid, &want, 16) &&
-			   !(have2 && !memcmp(pi.data_write_guid, &want2, 16))) {
+		} else if (vhdx_guid_from_rfc(pi.data_write_guid, &gotg),
+			   !ctx->opts.ignore_parent_id && !vhdx_guid_eq(&gotg, &want) &&
+			   !(have2 && vhdx_guid_eq(&gotg, &want2))) {
 			char got[39];
-			vhdx_guid_format((const vhdx_guid *)pi.data_write_guid, got);
+			vhdx_guid_format(&gotg, got);
 			snprintf(why, sizeof(why),
 				 "%s has DataWriteGuid %s, but this image's parent_linkage is %s (the parent changed after the child was made)",
 				 cand[i], got, x->parent_linkage);

@@ -410,13 +410,13 @@ static int x_info(vhd_disk *d, struct vhd_info *info)
 	info->block_size = x->block_size;
 	info->max_table_entries = (uint32_t)(x->nentries > UINT32_MAX ? UINT32_MAX : x->nentries);
 	info->blocks_allocated = (uint32_t)x->allocated;
-	memcpy(info->uuid, &x->page83, 16);
-	memcpy(info->data_write_guid, &x->hdr.data_write, 16);
+	vhdx_guid_to_rfc(&x->page83, info->uuid);
+	vhdx_guid_to_rfc(&x->hdr.data_write, info->data_write_guid);
 	info->size_source = "metadata";
 	if (x->has_parent) {
 		vhdx_guid g;
 		if (vhdx_guid_parse(x->parent_linkage, &g) == 0)
-			memcpy(info->parent_uuid, &g, 16);
+			vhdx_guid_to_rfc(&g, info->parent_uuid);
 		info->parent_name = x->relative_path ? x->relative_path : x->absolute_path;
 	}
 	return 0;

@@ -76,7 +76,13 @@ static void print_json(const struct vhd_info *i, unsigned layer)
 	printf(", \"format\": \"%s\", \"type\": \"%s\", \"virtual_size\": %llu, "
 	       "\"file_size\": %llu", format_name(i->format), type_name(i->type),
 	       (unsigned long long)i->size, (unsigned long long)i->file_size);
-	if (i->format != VHD_FMT_RAW) {
+	if (i->format == VHD_FMT_VHDX) {
+		vhd_uuid_format(i->uuid, uuid);
+		printf(", \"uuid\": \"%s\"", uuid);
+		vhd_uuid_format(i->data_write_guid, uuid);
+		printf(", \"data_write_guid\": \"%s\", \"logical_sector\": %u, "
+		       "\"physical_sector\": %u", uuid, i->logical_sector, i->physical_sector);
+	} else if (i->format != VHD_FMT_RAW) {
 		creator_string(i, creator);
 		vhd_uuid_format(i->uuid, uuid);
 		printf(", \"uuid\": \"%s\", \"creator\": ", uuid);

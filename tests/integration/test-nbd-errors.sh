@@ -78,7 +78,9 @@ $VHDTOOL check child.vhd >check.out 2>&1 && grep -q '^info: .*not referenced' ch
 	die "test bug: the child has no unreferenced space to reclaim: $(cat check.out)"
 $VHDTOOL convert -q child.vhd want.raw || die "flattening failed"
 
-# ro_checks URI TAG: the export is read-only and refuses writes; reads work.
+# ro-checks.sh URI TAG [NBDSH]: the export is read-only and refuses writes;
+# reads work (into TAG.raw); what only the caller can judge goes to
+# TAG.problems.
 cat >ro-checks.sh <<'EOF'
 uri=$1 tag=$2 nbdsh=${3:-}
 nbdinfo --is read-only "$uri" || { echo "$tag: nbdinfo says the export is writable" >&2; exit 1; }

@@ -3,10 +3,12 @@
 # (the plugin advertises multi-conn and serves every connection from one
 # libvhd handle):
 #  - 4 qemu-io processes, each its own connection with many requests in
-#    flight (aio_write), write disjoint interleaved 20 KiB stripes of the
-#    first ~47 MiB of a differencing child (so the writers share 2 MiB VHD
-#    blocks, allocate them and set bits in their bitmaps concurrently, over
-#    a base with data), each with its own byte pattern, then flush;
+#    flight (aio_write), write disjoint interleaved 20000-byte stripes of
+#    the first ~46 MiB of a differencing child, each with its own byte
+#    pattern, then flush.  The writers share 2 MiB VHD blocks (allocating
+#    them and setting bits in their bitmaps concurrently, over a base with
+#    data) and, as 20000 is not a multiple of 512, even sectors: a partial
+#    sector must be merged with the base's or the neighbour's bytes;
 #  - while the server still runs, a fifth connection reads every stripe with
 #    its writer's pattern (qemu-io read -P);
 #  - after the server stops: the flattened chain is exactly the stripes
@@ -19,11 +21,11 @@ requires nbdkit qemu-io nbdinfo
 
 M=$((1 << 20))
 K=1024
-STRIPE=$((20 * K))
+STRIPE=20000
 WRITERS=4
 PERIOD=$((STRIPE * WRITERS))
 ROUNDS=600			# stripes per writer
-RANGE=$((PERIOD * ROUNDS))	# 48000 KiB written, not a whole number of blocks
+RANGE=$((PERIOD * ROUNDS))	# 48,000,000 bytes: not a whole number of blocks
 SIZE=$((64 * M))
 
 mkrandom base.raw 64
