@@ -127,9 +127,14 @@ static int read_regions(vhd_disk *d, uint64_t fsize)
 			 io_read_full(d->io, b2, VHDX_REGION_SIZE, VHDX_REGION2_OFF);
 		if (r2 == 0)
 			r2 = vhdx_region_decode(b2, t2);
-		if (r2 == 0 && (t2->count != t->count ||
-				memcmp(t2->e, t->e, t->count * sizeof(t->e[0]))))
+		if (r2 == 0 && t2->count != t->count)
 			r2 = VHD_E_CORRUPT;
+		for (uint32_t i = 0; r2 == 0 && i < t->count; i++)
+			if (!vhdx_guid_eq(&t2->e[i].guid, &t->e[i].guid) ||
+			    t2->e[i].offset != t->e[i].offset ||
+			    t2->e[i].length != t->e[i].length ||
+			    t2->e[i].required != t->e[i].required)
+				r2 = VHD_E_CORRUPT;
 		if (r2 < 0 && r2 != -ENOMEM)
 			vhdx_problem(d, VHD_CHECK_WARN, VHD_E_CORRUPT,
 				     "region table 2 is invalid or differs from table 1 (%s)",

@@ -5,11 +5,14 @@
  * One libvhd handle serves every connection and every request thread
  * (PARALLEL thread model): libvhd is thread-safe, takes no handle-wide lock
  * for data I/O to allocated blocks, and a flush covers every connection, so
- * multi-conn is safe.  The handle is opened in get_ready (before nbdkit
- * forks into the background) so that errors reach the user, and holds the
- * image's lock for the server's lifetime.
+ * multi-conn is safe.  get_ready opens the image read-only once, so that
+ * errors reach the user before nbdkit forks into the background; the
+ * shared handle is opened by the first connection, read-only when that
+ * connection is (nbdkit -r), and held, with the image's lock, until unload.
  */
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,26 +25,35 @@
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
-static const char *file;
-static const char *device;	/* a host block device, passed through */
+static char *file;		/* absolute: nbdkit may chdir("/") when it forks */
+static char *device;		/* a host block device, passed through */
 static const char *snapshot;	/* export an older layer of the chain */
 static int force_readonly;
 static vhd_disk *disk;		/* the export */
 static vhd_disk *top;		/* what was opened (owns `disk` when a layer) */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void vhd_unload(void)
 {
 	if (top)
 		vhd_close(top);
 	top = disk = NULL;
+	free(file);
+	free(device);
 }
 
 static int vhd_config(const char *key, const char *value)
 {
 	if (!strcmp(key, "file")) {
-		file = value;
+		free(file);
+		file = nbdkit_absolute_path(value);
+		if (!file)
+			return -1;
 	} else if (!strcmp(key, "device")) {
-		device = value;
+		free(device);
+		device = nbdkit_absolute_path(value);
+		if (!device)
+			return -1;
 	} else if (!strcmp(key, "snapshot")) {
 		snapshot = value;
 	} else if (!strcmp(key, "readonly")) {
@@ -90,13 +102,19 @@ static vhd_disk *find_layer(vhd_disk *d, const char *spec)
 		vhd_get_info(l, &info);
 		if (!strcmp(info.path, spec))
 			return l;
+		{
+			char a[PATH_MAX], b[PATH_MAX];
+			if (realpath(info.path, a) && realpath(spec, b) && !strcmp(a, b))
+				return l;
+		}
 	}
 	return NULL;
 }
 
-static int vhd_get_ready(void)
+/* Open the export: read-write unless @readonly (or the file is not
+ * writable, then read-only).  Sets disk/top/force_readonly. */
+static int open_export(int readonly)
 {
-	int readonly = force_readonly || snapshot;
 	int rc;
 
 	if (device) {
@@ -115,7 +133,7 @@ static int vhd_get_ready(void)
 		return 0;
 	}
 	rc = vhd_open(file, readonly ? 0 : VHD_OPEN_RDWR, NULL, &top);
-	if (rc == -EACCES || rc == -EROFS) {
+	if ((rc == -EACCES || rc == -EROFS || rc == -EPERM) && !readonly) {
 		nbdkit_debug("%s is not writable: exporting read-only", file);
 		readonly = 1;
 		rc = vhd_open(file, 0, NULL, &top);
@@ -129,6 +147,8 @@ static int vhd_get_ready(void)
 		disk = find_layer(top, snapshot);
 		if (!disk) {
 			nbdkit_error("%s: no layer '%s' in the chain", file, snapshot);
+			vhd_close(top);
+			top = NULL;
 			return -1;
 		}
 	}
@@ -136,9 +156,46 @@ static int vhd_get_ready(void)
 	return 0;
 }
 
+/* Validate before nbdkit daemonizes: the image opens (read-only, so that
+ * `nbdkit -r` never opens it for writing). */
+static int vhd_get_ready(void)
+{
+	int rc;
+
+	if (device) {
+		struct pt_info info;
+		rc = pt_probe(device, &info);
+		if (rc == 0 && !info.usable) {
+			nbdkit_error("%s: refused: %s", device, info.why);
+			return -1;
+		}
+		if (rc < 0) {
+			nbdkit_error("%s", pt_errmsg());
+			return -1;
+		}
+		return 0;
+	}
+	{
+		int asked = force_readonly;	/* open_export sets it */
+		rc = open_export(1);
+		force_readonly = asked;
+	}
+	if (rc == 0) {
+		vhd_close(top);
+		top = disk = NULL;
+	}
+	return rc;
+}
+
 static void *vhd_open_conn(int readonly)
 {
-	return disk;
+	int rc = 0;
+
+	pthread_mutex_lock(&open_lock);
+	if (!top)
+		rc = open_export(readonly || force_readonly || snapshot);
+	pthread_mutex_unlock(&open_lock);
+	return rc < 0 ? NULL : disk;
 }
 
 /* Report a libvhd failure: its message, and an errno NBD knows. */

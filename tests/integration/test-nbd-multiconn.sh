@@ -20,7 +20,6 @@ PLUGIN=$TOP/nbd-plugin/nbdkit-vhd-plugin.so
 requires nbdkit qemu-io nbdinfo
 
 M=$((1 << 20))
-K=1024
 STRIPE=20000
 WRITERS=4
 PERIOD=$((STRIPE * WRITERS))
