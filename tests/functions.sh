@@ -53,12 +53,22 @@ mkrandom() {
 
 # Sanitizer builds: the plugin needs the ASan runtime loaded first in
 # nbdkit, which is not instrumented; wrap nbdkit (found by PATH, also by
-# vhdtool serve) to preload it.
+# vhdtool serve) to preload it -- for nbdkit only: the commands of --run
+# get a clean environment (qemu-img hangs at exit with ASan preloaded).
 if grep -q '^ENABLE_ASAN = 1' "$TOP/config.mk" 2>/dev/null && command -v nbdkit >/dev/null; then
 	asan_rt=$(grep '^CC = ' "$TOP/config.mk" | cut -d' ' -f3- | xargs -I{} sh -c '{} -print-file-name=libasan.so')
 	mkdir -p "$T/.bin"
-	printf '#!/bin/sh\nLD_PRELOAD=%s ASAN_OPTIONS=detect_leaks=0 exec %s "$@"\n' \
-		"$asan_rt" "$(command -v nbdkit)" > "$T/.bin/nbdkit"
+	cat > "$T/.bin/nbdkit" <<WRAP
+#!/usr/bin/env bash
+args=()
+while [ \$# -gt 0 ]; do
+	if [ "\$1" = --run ]; then
+		args+=(--run "unset LD_PRELOAD ASAN_OPTIONS; \$2"); shift 2; continue
+	fi
+	args+=("\$1"); shift
+done
+LD_PRELOAD=$asan_rt ASAN_OPTIONS=detect_leaks=0 exec $(command -v nbdkit) "\${args[@]}"
+WRAP
 	chmod +x "$T/.bin/nbdkit"
 	export PATH=$T/.bin:$PATH
 fi
