@@ -62,6 +62,30 @@ need_vhdkit() {
     done
 }
 
+# One build for the whole run: the build tree may be rebuilt while a run
+# goes on (make, make clean), so the first script of a run copies vhdtool
+# and the plugin (both link libvhd statically) to $PERF_ROOT/bin and every
+# script of the run uses those copies.  VHDKIT_SNAPSHOT=0 uses the build
+# tree directly.
+snapshot_vhdkit() {
+    local bin="$PERF_ROOT/bin" rev
+    mkdir -p "$bin"
+    if [[ -x $VHDTOOL ]]; then
+        cp "$VHDTOOL" "$bin/.vhdtool.$$" && mv -f "$bin/.vhdtool.$$" "$bin/vhdtool"
+        VHDTOOL="$bin/vhdtool"
+    fi
+    if [[ -f $NBD_PLUGIN ]]; then
+        cp "$NBD_PLUGIN" "$bin/.plugin.$$" && mv -f "$bin/.plugin.$$" "$bin/nbdkit-vhd-plugin.so"
+        NBD_PLUGIN="$bin/nbdkit-vhd-plugin.so"
+    fi
+    rev=$(git -C "$TOP" describe --always --dirty 2>/dev/null || echo '?')
+    echo "vhdkit $(cat "$TOP/VERSION" 2>/dev/null) ($rev, copied from the build tree $(date -u '+%F %H:%MZ'))" \
+        > "$RESULTS/vhdkit.version"
+    VHDKIT_SNAPSHOT=1
+    export VHDTOOL NBD_PLUGIN VHDKIT_SNAPSHOT
+}
+if [[ -z ${VHDKIT_SNAPSHOT:-} ]]; then snapshot_vhdkit; fi
+
 now() { date +%s.%N; }
 
 drop_caches() {

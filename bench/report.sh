@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # All summary tables (markdown) for whatever results exist in $RESULTS.
+VHDKIT_SNAPSHOT=${VHDKIT_SNAPSHOT:-0}   # tables only: no copy of the build
 . "$(dirname "$0")/lib.sh"
 trap - EXIT
 S="$BENCH/summarize.sh"
@@ -8,7 +9,7 @@ params() { [[ -f $RESULTS/$1.params ]] && cat "$RESULTS/$1.params" || echo "?"; 
 commands() {  # commands TAG: the exact commands of each target, as run
     [[ -s $RESULTS/$1.commands ]] || return 0
     printf '\n<details><summary>commands</summary>\n\n```\n'
-    sed "s|$TOP/||g; s|$WORK/||g; s|$RUN_DIR/||g" "$RESULTS/$1.commands"
+    sed "s|$PERF_ROOT/bin/||g; s|$TOP/||g; s|$WORK/||g; s|$RUN_DIR/||g" "$RESULTS/$1.commands"
     printf '```\n</details>\n'
 }
 problems() {  # verification / check failures, if any
@@ -19,7 +20,7 @@ problems() {  # verification / check failures, if any
 
 echo "# vhdkit benchmarks ($(date -u '+%F %H:%MZ'), $(nproc) CPUs, $(uname -r))"
 echo
-echo "vhdkit $(cat "$TOP/VERSION" 2>/dev/null) ($(git -C "$TOP" describe --always --dirty 2>/dev/null || echo '?'));" \
+echo "$(cat "$RESULTS/vhdkit.version" 2>/dev/null || echo "vhdkit $(cat "$TOP/VERSION" 2>/dev/null)");" \
      "$(ver qemu-img --version); $(ver nbdkit --version); $(ver fio --version);" \
      "vhdimount $(vhdimount -V 2>&1 | head -1 | awk '{print $NF}'); $(ver nbdfuse --version)"
 echo

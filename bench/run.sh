@@ -13,10 +13,11 @@ need_vhdkit tool plugin
 
 if [[ ${APPEND:-0} != 1 ]]; then
     rm -rf "$RESULTS"/*.tsv "$RESULTS"/*.params "$RESULTS"/*.commands "$RESULTS"/*.verify \
-           "$RESULTS"/*.check "$RESULTS"/json-* "$RESULTS/summary.md"
+           "$RESULTS"/*.check "$RESULTS"/json-* "$RESULTS/summary.md" "$RESULTS/run.log"
 fi
 exec 2> >(tee -a "$RESULTS/run.log" >&2)
 log "vhdkit bench: BENCHES='$BENCHES' SIZE_MIB=$SIZE_MIB RUNS=$RUNS RUNTIME=$RUNTIME -> $PERF_ROOT"
+log "using $(cat "$RESULTS/vhdkit.version" 2>/dev/null): $VHDTOOL, $NBD_PLUGIN"
 t0=$SECONDS
 "$BENCH/mkdata.sh"
 for b in $BENCHES; do

@@ -9,6 +9,7 @@
 # the median over runs of SUBJECT's figure divided by X's figure from the same
 # run (side by side), with the min-max over runs when there are several;
 # > 1 means SUBJECT is faster (for convert: time(X) / time(SUBJECT)).
+VHDKIT_SNAPSHOT=${VHDKIT_SNAPSHOT:-0}   # tables only: no copy of the build
 . "$(dirname "$0")/lib.sh"
 trap - EXIT
 tag=${1:?usage: summarize.sh convert|TAG [SUBJECT]}; subj=${2:-}

@@ -425,33 +425,85 @@ static const struct import_format qcow2_format = {
 typedef void (*walk_fn)(void *opaque, uint64_t guest, const struct qcow2_l2 *e,
 			int rc, const char *why);
 
-/* Visit every entry of every L2 table that maps guest clusters. */
+struct l2ref {
+	uint64_t off;			/* L2 table offset */
+	uint64_t l1i;			/* the L1 entry naming it */
+};
+
+static int l2ref_cmp(const void *a, const void *b)
+{
+	const struct l2ref *x = a, *y = b;
+
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->l1i < y->l1i ? -1 : x->l1i > y->l1i;
+}
+
+/* The L2 tables that map guest clusters, sorted by offset (so that a table
+ * named twice, which no valid image does, is read once). */
+static struct l2ref *l2_tables(vhd_disk *d, size_t *n)
+{
+	struct qcow2 *q = Q(d);
+	struct l2ref *r = malloc((q->h.l1_size ? q->h.l1_size : 1) * sizeof(*r));
+
+	*n = 0;
+	if (!r)
+		return NULL;
+	for (uint64_t l1i = 0; l1i < q->h.l1_size; l1i++)
+		if (q->l1[l1i] && (l1i << (q->h.cluster_bits + q->l2_bits)) < d->size)
+			r[(*n)++] = (struct l2ref){ q->l1[l1i], l1i };
+	qsort(r, *n, sizeof(*r), l2ref_cmp);
+	return r;
+}
+
+static void walk_table(vhd_disk *d, const uint8_t *t, uint64_t l1i,
+		       walk_fn fn, void *opaque)
+{
+	struct qcow2 *q = Q(d);
+	uint64_t base = l1i << (q->h.cluster_bits + q->l2_bits);
+	char why[MSG_MAX];
+
+	for (uint64_t i = 0; i < (1ULL << q->l2_bits); i++) {
+		uint64_t g = base + (i << q->h.cluster_bits);
+		struct qcow2_l2 e;
+		int rc;
+		if (g >= d->size)
+			break;
+		rc = entry_check(q, d->size, get_be64(t + 8 * i), g, &e, why);
+		fn(opaque, g, &e, rc, why);
+	}
+}
+
+/* Visit every entry of every L2 table that maps guest clusters; reads are
+ * bounded by the file size. */
 static int walk_l2(vhd_disk *d, walk_fn fn, void *opaque)
 {
 	struct qcow2 *q = Q(d);
-	uint64_t entries = 1ULL << q->l2_bits;
 	uint8_t *t = malloc(q->cluster_size);
+	struct l2ref *r;
+	struct qcow2_l2 none = { QCOW2_UNALLOCATED, 0, 0 };
 	char why[MSG_MAX];
+	size_t n;
 	int rc = 0;
 
-	if (!t)
+	r = t ? l2_tables(d, &n) : NULL;
+	if (!r) {
+		free(t);
 		return -ENOMEM;
-	for (uint64_t l1i = 0; l1i < q->h.l1_size && rc == 0; l1i++) {
-		uint64_t l2_off = q->l1[l1i] & QCOW2_L1_OFFSET_MASK;
-		uint64_t base = l1i << (q->h.cluster_bits + q->l2_bits);
-		if (!l2_off || base >= d->size)
-			continue;
-		rc = io_read_full(d->io, t, q->cluster_size, l2_off);
-		for (uint64_t i = 0; rc == 0 && i < entries; i++) {
-			uint64_t g = base + (i << q->h.cluster_bits);
-			struct qcow2_l2 e;
-			int erc;
-			if (g >= d->size)
-				break;
-			erc = entry_check(q, d->size, get_be64(t + 8 * i), g, &e, why);
-			fn(opaque, g, &e, erc, why);
-		}
 	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (i && r[i].off == r[i - 1].off) {
+			snprintf(why, MSG_MAX, "L1 entries %" PRIu64 " and %" PRIu64 " share the L2 table at %" PRIu64,
+				 r[i - 1].l1i, r[i].l1i, r[i].off);
+			fn(opaque, r[i].l1i << (q->h.cluster_bits + q->l2_bits), &none,
+			   VHD_E_CORRUPT, why);
+			continue;
+		}
+		rc = io_read_full(d->io, t, q->cluster_size, r[i].off);
+		if (rc == 0)
+			walk_table(d, t, r[i].l1i, fn, opaque);
+	}
+	free(r);
 	free(t);
 	return rc;
 }
@@ -512,7 +564,7 @@ static void qcow2_check(vhd_disk *d, void (*found)(void *, enum vhd_check_severi
 		found(opaque, VHD_CHECK_ERROR, msg);
 	}
 	if (c.problems > CHECK_REPORT_MAX) {
-		snprintf(msg, sizeof(msg), "%u more bad L2 entries not listed",
+		snprintf(msg, sizeof(msg), "%u more problems in the L2 tables not listed",
 			 c.problems - CHECK_REPORT_MAX);
 		found(opaque, VHD_CHECK_ERROR, msg);
 	}

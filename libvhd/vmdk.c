@@ -882,29 +882,66 @@ static const struct import_format vmdk_format = {
 
 typedef void (*walk_fn)(void *opaque, enum grain_kind k, int rc, const char *why);
 
-static int walk_ext(vhd_disk *d, const struct vmdk_ext *e, uint8_t *t,
+struct gtref {
+	uint32_t sector;		/* grain table */
+	uint32_t gdi;			/* the directory entry naming it */
+};
+
+static int gtref_cmp(const void *a, const void *b)
+{
+	const struct gtref *x = a, *y = b;
+
+	if (x->sector != y->sector)
+		return x->sector < y->sector ? -1 : 1;
+	return x->gdi < y->gdi ? -1 : x->gdi > y->gdi;
+}
+
+static void walk_gt(const struct vmdk_ext *e, const uint8_t *t, uint32_t gdi,
 		    walk_fn fn, void *opaque)
 {
 	uint64_t span = e->grain_bytes * e->h.gtes_per_gt;
 	char why[MSG_MAX];
-	int rc;
 
-	for (uint32_t gdi = 0; gdi < e->gd_entries; gdi++) {
-		if (!e->gd[gdi])
-			continue;
-		rc = io_read_full(e->io, t, e->h.gtes_per_gt * 4, (uint64_t)e->gd[gdi] * SECTOR);
-		if (rc < 0)
-			return rc;
-		for (uint32_t i = 0; i < e->h.gtes_per_gt; i++) {
-			uint64_t rel = gdi * span + ((uint64_t)i << e->grain_shift);
-			enum grain_kind k;
-			if (rel >= e->len)
-				break;
-			rc = grain_check(e, get_le32(t + 4 * i), rel, &k, why);
-			fn(opaque, k, rc, why);
-		}
+	for (uint32_t i = 0; i < e->h.gtes_per_gt; i++) {
+		uint64_t rel = gdi * span + ((uint64_t)i << e->grain_shift);
+		enum grain_kind k;
+		int rc;
+		if (rel >= e->len)
+			break;
+		rc = grain_check(e, get_le32(t + 4 * i), rel, &k, why);
+		fn(opaque, k, rc, why);
 	}
-	return 0;
+}
+
+/* Each distinct grain table once (sharing is reported): reads are bounded
+ * by the file size. */
+static int walk_ext(vhd_disk *d, const struct vmdk_ext *e, uint8_t *t,
+		    walk_fn fn, void *opaque)
+{
+	struct gtref *r = malloc((e->gd_entries ? e->gd_entries : 1) * sizeof(*r));
+	char why[MSG_MAX];
+	size_t n = 0;
+	int rc = 0;
+
+	if (!r)
+		return -ENOMEM;
+	for (uint32_t gdi = 0; gdi < e->gd_entries; gdi++)
+		if (e->gd[gdi])
+			r[n++] = (struct gtref){ e->gd[gdi], gdi };
+	qsort(r, n, sizeof(*r), gtref_cmp);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (i && r[i].sector == r[i - 1].sector) {
+			snprintf(why, MSG_MAX, "grain directory entries %u and %u share the grain table at sector %u",
+				 r[i - 1].gdi, r[i].gdi, r[i].sector);
+			fn(opaque, GRAIN_ABSENT, VHD_E_CORRUPT, why);
+			continue;
+		}
+		rc = io_read_full(e->io, t, e->h.gtes_per_gt * 4, (uint64_t)r[i].sector * SECTOR);
+		if (rc == 0)
+			walk_gt(e, t, r[i].gdi, fn, opaque);
+	}
+	free(r);
+	return rc;
 }
 
 static int walk_grains(vhd_disk *d, walk_fn fn, void *opaque)
@@ -972,7 +1009,7 @@ static void vmdk_check(vhd_disk *d, void (*found)(void *, enum vhd_check_severit
 		found(opaque, VHD_CHECK_ERROR, msg);
 	}
 	if (c.problems > CHECK_REPORT_MAX) {
-		snprintf(msg, sizeof(msg), "%u more bad grain table entries not listed",
+		snprintf(msg, sizeof(msg), "%u more problems in the grain tables not listed",
 			 c.problems - CHECK_REPORT_MAX);
 		found(opaque, VHD_CHECK_ERROR, msg);
 	}

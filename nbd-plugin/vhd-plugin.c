@@ -132,11 +132,12 @@ static int open_export(int readonly)
 		force_readonly = readonly;
 		return 0;
 	}
-	rc = vhd_open(file, readonly ? 0 : VHD_OPEN_RDWR, NULL, &top);
+	/* Read-only exports share the image, also beside a writer. */
+	rc = vhd_open(file, readonly ? VHD_OPEN_SHARED : VHD_OPEN_RDWR, NULL, &top);
 	if ((rc == -EACCES || rc == -EROFS || rc == -EPERM) && !readonly) {
 		nbdkit_debug("%s is not writable: exporting read-only", file);
 		readonly = 1;
-		rc = vhd_open(file, 0, NULL, &top);
+		rc = vhd_open(file, VHD_OPEN_SHARED, NULL, &top);
 	}
 	if (rc < 0) {
 		nbdkit_error("%s", vhd_errmsg(NULL));

@@ -56,9 +56,11 @@ static void pidfile_path(const char *mountpoint, char *out, size_t len)
 	const char *dir = getenv("XDG_RUNTIME_DIR");
 	size_t n;
 
+	if (!dir || !*dir)
+		dir = access("/run", W_OK) == 0 ? "/run" : "/tmp";
 	if (!realpath(mountpoint, real))
 		snprintf(real, sizeof(real), "%s", mountpoint);
-	n = (size_t)snprintf(out, len, "%s/vhdkit-mount-", dir && *dir ? dir : "/tmp");
+	n = (size_t)snprintf(out, len, "%s/vhdkit-mount-", dir);
 	for (const char *p = real; *p && n + 2 < len; p++)
 		out[n++] = *p == '/' ? '_' : *p;
 	snprintf(out + n, len - n, ".pid");
@@ -82,12 +84,15 @@ static int run_umount(int argc, char **argv)
 	}
 	pid_t child = fork();
 	if (child == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, STDERR_FILENO);	/* one line: ours */
 		execlp("fusermount3", "fusermount3", "-u", argv[1], (char *)NULL);
 		_exit(127);
 	}
 	if (child < 0 || waitpid(child, &status, 0) < 0 || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0)
-		return fail("%s: unmount failed", argv[1]);
+		return fail("%s: unmount failed (not a vhdtool mount, or still in use)", argv[1]);
 	/* The daemon flushes and closes the image after the unmount. */
 	for (int i = 0; pid > 0 && i < 600 && kill(pid, 0) == 0; i++) {
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
@@ -333,6 +338,63 @@ static int open_image(struct mount_state *s, const char *image, const char *snap
 	return EXIT_OK;
 }
 
+static int ready_pipe = -1;
+
+/* Into the background: the parent returns (exits 0) once the child has
+ * written its pidfile and called daemonize_done(), or exits 1 if it died. */
+static int daemonize(void)
+{
+	int fds[2], null;
+	pid_t pid;
+	char c;
+
+	if (pipe(fds) < 0)
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(fds[1]);
+		_exit(read(fds[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(fds[0]);
+	ready_pipe = fds[1];
+	setsid();
+	if (chdir("/") < 0)
+		return -1;
+	null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+	return 0;
+}
+
+static void daemonize_done(void)
+{
+	if (ready_pipe >= 0 && write(ready_pipe, "", 1) == 1)
+		close(ready_pipe);
+	ready_pipe = -1;
+}
+
+static void write_pidfile(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	char buf[32];
+	int n;
+
+	if (fd < 0)
+		return;
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n)
+		unlink(path);
+	close(fd);
+}
+
 static int run_mount(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -350,7 +412,7 @@ static int run_mount(int argc, char **argv)
 	char namebuf[NAME_MAX + 2];
 	int c, foreground = 0, rc;
 	struct fuse *fuse;
-	FILE *pf;
+	struct stat st;
 
 	while ((c = getopt_long(argc, argv, "rf", opts, NULL)) != -1) {
 		switch (c) {
@@ -363,8 +425,13 @@ static int run_mount(int argc, char **argv)
 	}
 	if (optind != argc - 2)
 		return usage_error(&verb_mount, "expected IMAGE and MOUNTPOINT");
-	if (!*name || strchr(name, '/') || strlen(name) > NAME_MAX)
+	if (!*name || strchr(name, '/') || strlen(name) > NAME_MAX ||
+	    !strcmp(name, ".") || !strcmp(name, ".."))
 		return usage_error(&verb_mount, "invalid file name '%s'", name);
+	if (stat(argv[optind + 1], &st) < 0)
+		return fail("%s: cannot mount: %s", argv[optind + 1], strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail("%s: cannot mount: not a folder", argv[optind + 1]);
 	snprintf(namebuf, sizeof(namebuf), "/%s", name);
 	s.name = namebuf;
 	s.mtime = time(NULL);
@@ -382,15 +449,16 @@ static int run_mount(int argc, char **argv)
 		goto out_destroy;
 	}
 	pidfile_path(argv[optind + 1], s.pidfile, sizeof(s.pidfile));
-	if (fuse_daemonize(foreground) != 0 || fuse_set_signal_handlers(fuse_get_session(fuse)) != 0) {
+	if ((!foreground && daemonize() != 0) ||
+	    fuse_set_signal_handlers(fuse_get_session(fuse)) != 0) {
 		rc = fail("%s: cannot start the FUSE daemon", argv[optind + 1]);
 		goto out_unmount;
 	}
-	pf = fopen(s.pidfile, "w");
-	if (pf) {
-		fprintf(pf, "%d\n", (int)getpid());
-		fclose(pf);
-	}
+	/* Written before `vhdtool mount` returns (daemonize waits for it),
+	 * so that umount can always wait for this process. */
+	write_pidfile(s.pidfile);
+	if (!foreground)
+		daemonize_done();
 	rc = fuse_loop_mt(fuse, &loop) == 0 ? EXIT_OK : EXIT_FAIL;
 	fuse_remove_signal_handlers(fuse_get_session(fuse));
 out_unmount:

@@ -193,8 +193,10 @@ VHD_API int vhd_create(const char *path, const struct vhd_create_opts *o,
 #define VHD_OPEN_DIRECT   0x10	/* O_DIRECT for the image file */
 #define VHD_OPEN_NOLOCK   0x20	/* skip advisory locks */
 #define VHD_OPEN_SHARED   0x40	/* read-only: open the image even while a
-				   writer holds it (reads may then see a
-				   moment of an update in progress) */
+				   writer holds it.  The block table is read
+				   once: data the writer puts in blocks it
+				   allocates later is not seen, and reads may
+				   see a moment of an update in progress */
 
 enum vhd_size_rule {
 	VHD_SIZE_AUTO = 0,	/* creator-aware (docs/vhd-format.md) */
