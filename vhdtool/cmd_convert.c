@@ -13,7 +13,8 @@ static int run(int argc, char **argv);
 
 const struct verb verb_convert = {
 	"convert", run, "copy an image into a new raw file or VHD (chains flattened)",
-	"[-f raw|vhd|vhdx] [-O raw|vhd|vhdx] [--type fixed|dynamic] [--block-size SIZE]\n"
+	"[-f raw|vhd|vhdx|qcow2|vmdk] [-O raw|vhd|vhdx] [--type fixed|dynamic]\n"
+	"       [--block-size SIZE]\n"
 	"       [-p] [-q] [--json] [--no-sparse] SRC DST\n"
 	"  The source format is detected from its content (-f forces one).\n"
 	"  The output format is -O, else DST's extension (.vhd/.avhd, .vhdx/.avhdx,\n"
@@ -66,7 +67,8 @@ static int run(int argc, char **argv)
 				return usage_error(&verb_convert, "unknown format '%s'", optarg);
 			break;
 		case 'O':
-			if (parse_format(optarg, &outfmt) < 0)
+			if (parse_format(optarg, &outfmt) < 0 || outfmt == VHD_FMT_QCOW2 ||
+			    outfmt == VHD_FMT_VMDK)
 				return usage_error(&verb_convert, "unknown format '%s'", optarg);
 			break;
 		case 't':

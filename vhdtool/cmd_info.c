@@ -35,8 +35,11 @@ static void print_text(const struct vhd_info *i, unsigned layer)
 	       i->format == VHD_FMT_RAW ? "" : type_name(i->type));
 	printf("  virtual size:  %s (%llu bytes)\n", size, (unsigned long long)i->size);
 	printf("  file size:     %s\n", fsize);
-	if (i->format == VHD_FMT_RAW)
+	if (i->format != VHD_FMT_VHD && i->format != VHD_FMT_VHDX) {
+		if (i->type == VHD_TYPE_DIFF)
+			printf("  backing file:  %s\n", i->parent_path ? i->parent_path : "(not resolved)");
 		return;
+	}
 	vhd_uuid_format(i->uuid, uuid);
 	if (i->format == VHD_FMT_VHDX) {
 		printf("  disk id:       %s (page 83)\n", uuid);
@@ -82,7 +85,7 @@ static void print_json(const struct vhd_info *i, unsigned layer)
 		vhd_uuid_format(i->data_write_guid, uuid);
 		printf(", \"data_write_guid\": \"%s\", \"logical_sector\": %u, "
 		       "\"physical_sector\": %u", uuid, i->logical_sector, i->physical_sector);
-	} else if (i->format != VHD_FMT_RAW) {
+	} else if (i->format == VHD_FMT_VHD) {
 		creator_string(i, creator);
 		vhd_uuid_format(i->uuid, uuid);
 		printf(", \"uuid\": \"%s\", \"creator\": ", uuid);
@@ -92,7 +95,8 @@ static void print_json(const struct vhd_info *i, unsigned layer)
 		       (unsigned long long)i->current_size, i->cylinders, i->heads,
 		       i->sectors_per_track, i->size_source);
 	}
-	if (i->format != VHD_FMT_RAW && i->type != VHD_TYPE_FIXED)
+	if ((i->format == VHD_FMT_VHD || i->format == VHD_FMT_VHDX) &&
+	    i->type != VHD_TYPE_FIXED)
 		printf(", \"block_size\": %u, \"blocks_allocated\": %u, "
 		       "\"max_table_entries\": %u", i->block_size, i->blocks_allocated,
 		       i->max_table_entries);

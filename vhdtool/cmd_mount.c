@@ -66,6 +66,25 @@ static void pidfile_path(const char *mountpoint, char *out, size_t len)
 	snprintf(out + n, len - n, ".pid");
 }
 
+/* A process that exited but was not reaped yet (a zombie) is gone. */
+static bool alive(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	bool zombie = false;
+
+	if (kill(pid, 0) < 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ')
+		zombie = p[2] == 'Z' || p[2] == 'X';
+	fclose(f);
+	return !zombie;
+}
+
 static int run_umount(int argc, char **argv)
 {
 	char pidfile[PATH_MAX + 64];
@@ -94,11 +113,11 @@ static int run_umount(int argc, char **argv)
 	    WEXITSTATUS(status) != 0)
 		return fail("%s: unmount failed (not a vhdtool mount, or still in use)", argv[1]);
 	/* The daemon flushes and closes the image after the unmount. */
-	for (int i = 0; pid > 0 && i < 600 && kill(pid, 0) == 0; i++) {
+	for (int i = 0; pid > 0 && i < 600 && alive(pid); i++) {
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
-	if (pid > 0 && kill(pid, 0) == 0)
+	if (pid > 0 && alive(pid))
 		return fail("%s: unmounted, but the daemon (pid %d) has not exited after 60 s",
 			    argv[1], (int)pid);
 	unlink(pidfile);

@@ -130,6 +130,10 @@ int parse_format(const char *s, enum vhd_format *f)
 		*f = VHD_FMT_VHD;
 	else if (!strcasecmp(s, "vhdx"))
 		*f = VHD_FMT_VHDX;
+	else if (!strcasecmp(s, "qcow2"))
+		*f = VHD_FMT_QCOW2;
+	else if (!strcasecmp(s, "vmdk"))
+		*f = VHD_FMT_VMDK;
 	else
 		return -EINVAL;
 	return 0;
@@ -154,6 +158,8 @@ const char *format_name(enum vhd_format f)
 	case VHD_FMT_RAW: return "raw";
 	case VHD_FMT_VHD: return "vhd";
 	case VHD_FMT_VHDX: return "vhdx";
+	case VHD_FMT_QCOW2: return "qcow2";
+	case VHD_FMT_VMDK: return "vmdk";
 	default: return "unknown";
 	}
 }
