@@ -3,7 +3,8 @@
  *
  * The source is walked by extents, so holes and unallocated blocks are never
  * read.  Data is copied in small chunks (they stay in the CPU cache between
- * the read, the zero scan and the write); every all-zero 4 KiB run is
+ * the read, the zero scan and the write) by a few threads, so that reads,
+ * scans and writes overlap; every all-zero 4 KiB run is
  * skipped, because the new output already reads zeros there -- a dynamic
  * block is only allocated by its first non-zero write, and its unwritten
  * parts read as zeros -- so sparse outputs stay sparse.  The output is opened VHD_OPEN_UNSAFE (no
@@ -11,6 +12,7 @@
  * removed, and the source is only ever read.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,15 +23,28 @@
 #define ZERO_GRAIN 4096u
 #define READ_AHEAD (32u << 20)	/* prefetch window ahead of the copy */
 
+#define WORKERS 4		/* copy threads: reads, scans and writes overlap */
+#define QUEUE 16		/* chunks waiting for a worker */
+
+struct chunk {
+	uint64_t off;
+	uint32_t len;
+};
+
 struct copy_job {
 	vhd_disk *src, *dst;
 	const struct vhd_convert_opts *o;
-	uint8_t *buf;
-	uint32_t chunk;
 	uint32_t zero_grain;	/* granularity of zero skipping inside chunks */
-	uint64_t done;
+	uint64_t done;		/* atomic: bytes handled */
 	uint64_t total;
-	uint64_t prefetched;	/* source prefetched up to here */
+	uint64_t prefetched;	/* source prefetched up to here (producer) */
+
+	pthread_mutex_t lock;
+	pthread_cond_t can_put, can_take;
+	struct chunk q[QUEUE];
+	unsigned head, count;
+	bool finished;		/* no more chunks will come */
+	int error;		/* first failure; stops everyone */
 };
 
 static bool all_zero(const uint8_t *p, size_t len)
@@ -65,33 +80,98 @@ static int write_nonzero(struct copy_job *j, const uint8_t *buf, uint32_t len,
 	return 0;
 }
 
-static int copy_range(struct copy_job *j, uint64_t off, uint64_t len)
+static void set_error(struct copy_job *j, int rc)
+{
+	pthread_mutex_lock(&j->lock);
+	if (!j->error)
+		j->error = rc;
+	pthread_cond_broadcast(&j->can_put);
+	pthread_cond_broadcast(&j->can_take);
+	pthread_mutex_unlock(&j->lock);
+}
+
+static void *worker(void *opaque)
+{
+	struct copy_job *j = opaque;
+	uint8_t *buf = aligned_alloc(4096, CHUNK);
+	struct chunk c;
+	int rc;
+
+	if (!buf) {
+		set_error(j, -ENOMEM);
+		return NULL;
+	}
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		while (!j->count && !j->finished && !j->error)
+			pthread_cond_wait(&j->can_take, &j->lock);
+		if (j->error || !j->count) {
+			pthread_mutex_unlock(&j->lock);
+			break;
+		}
+		c = j->q[j->head];
+		j->head = (j->head + 1) % QUEUE;
+		j->count--;
+		pthread_cond_signal(&j->can_put);
+		pthread_mutex_unlock(&j->lock);
+
+		rc = (int)vhd_pread(j->src, buf, c.len, c.off);
+		if (rc < 0) {
+			set_error(j, disk_error(j->dst, rc, "reading source: %s",
+						vhd_errmsg(j->src)));
+			break;
+		}
+		rc = write_nonzero(j, buf, c.len, c.off);
+		if (rc < 0) {
+			set_error(j, rc);
+			break;
+		}
+		__atomic_add_fetch(&j->done, c.len, __ATOMIC_RELAXED);
+	}
+	free(buf);
+	return NULL;
+}
+
+static int report(struct copy_job *j)
+{
+	uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED);
+
+	if (j->o->progress && j->o->progress(j->o->opaque, done, j->total))
+		return disk_error(j->dst, -ECANCELED, "conversion cancelled");
+	return 0;
+}
+
+/* Producer: queue [off, off+len) in chunks, keeping read-ahead going. */
+static int queue_range(struct copy_job *j, uint64_t off, uint64_t len)
 {
 	while (len) {
-		uint64_t room = j->chunk - (off % j->chunk);
+		uint64_t room = CHUNK - (off % CHUNK);
 		uint32_t n = (uint32_t)(len < room ? len : room);
-		ssize_t r;
 		int rc;
 
-		/* Keep the kernel reading ahead while we copy. */
 		if (j->prefetched < off)
 			j->prefetched = off;
 		if (j->prefetched < off + READ_AHEAD / 2) {
 			vhd_prefetch(j->src, j->prefetched, READ_AHEAD);
 			j->prefetched += READ_AHEAD;
 		}
-		r = vhd_pread(j->src, j->buf, n, off);
-		if (r < 0)
-			return disk_error(j->dst, (int)r, "reading source: %s",
-					  vhd_errmsg(j->src));
-		rc = write_nonzero(j, j->buf, n, off);
-		if (rc < 0)
+		pthread_mutex_lock(&j->lock);
+		while (j->count == QUEUE && !j->error)
+			pthread_cond_wait(&j->can_put, &j->lock);
+		rc = j->error;
+		if (!rc) {
+			j->q[(j->head + j->count) % QUEUE] = (struct chunk){ off, n };
+			j->count++;
+			pthread_cond_signal(&j->can_take);
+		}
+		pthread_mutex_unlock(&j->lock);
+		if (rc)
+			return rc;
+		rc = report(j);
+		if (rc)
 			return rc;
 		off += n;
 		len -= n;
-		j->done += n;
-		if (j->o->progress && j->o->progress(j->o->opaque, j->done, j->total))
-			return disk_error(j->dst, -ECANCELED, "conversion cancelled");
 	}
 	return 0;
 }
@@ -101,12 +181,38 @@ static int copy_extent(void *opaque, const struct vhd_extent *e)
 	struct copy_job *j = opaque;
 
 	if (e->type == VHD_EXT_ZERO) {
-		j->done += e->length;
-		if (j->o->progress && j->o->progress(j->o->opaque, j->done, j->total))
-			return disk_error(j->dst, -ECANCELED, "conversion cancelled");
-		return 0;
+		__atomic_add_fetch(&j->done, e->length, __ATOMIC_RELAXED);
+		return report(j);
 	}
-	return copy_range(j, e->offset, e->length);
+	return queue_range(j, e->offset, e->length);
+}
+
+/* Walk the source's extents and copy them with WORKERS threads. */
+static int parallel_copy(struct copy_job *j)
+{
+	pthread_t t[WORKERS];
+	int n = 0, rc;
+
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->can_put, NULL);
+	pthread_cond_init(&j->can_take, NULL);
+	for (; n < WORKERS; n++)
+		if (pthread_create(&t[n], NULL, worker, j) != 0)
+			break;
+	rc = n ? vhd_extents(j->src, 0, j->src->size, copy_extent, j) : -EAGAIN;
+	if (rc)
+		set_error(j, rc);
+	pthread_mutex_lock(&j->lock);
+	j->finished = true;
+	pthread_cond_broadcast(&j->can_take);
+	pthread_mutex_unlock(&j->lock);
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	rc = j->error;
+	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->can_put);
+	pthread_cond_destroy(&j->can_take);
+	return rc;
 }
 
 static void remove_output(const struct vhd_convert_opts *o, const char *path)
@@ -145,19 +251,12 @@ int vhd_convert(vhd_disk *src, const char *dst_path,
 		remove_output(o, dst_path);
 		return rc;
 	}
-	j.chunk = CHUNK;
 	j.zero_grain = ZERO_GRAIN;
-	j.buf = aligned_alloc(4096, j.chunk);
-	if (!j.buf) {
-		rc = disk_error(j.dst, -ENOMEM, "out of memory");
-		goto fail;
-	}
-	rc = vhd_extents(src, 0, src->size, copy_extent, &j);
+	rc = parallel_copy(&j);
 	if (rc == 0)
 		rc = vhd_flush(j.dst);
 	if (rc < 0)
 		goto fail;
-	free(j.buf);
 	rc = vhd_close(j.dst);
 	if (rc < 0)
 		remove_output(o, dst_path);
@@ -165,7 +264,6 @@ int vhd_convert(vhd_disk *src, const char *dst_path,
 
 fail:
 	snprintf(msg, sizeof(msg), "%s", vhd_errmsg(j.dst));
-	free(j.buf);
 	vhd_close(j.dst);
 	remove_output(o, dst_path);
 	path_error(dst_path, rc, "%s (partial output removed)",
