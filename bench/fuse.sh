@@ -75,7 +75,8 @@ umount_target() {
 }
 cpu_sum() { local s=0 p; for p in $CPU_PIDS; do s=$(echo "$s + $(proc_cpu "$p")" | bc -l); done; echo "$s"; }
 
-for run in $(seq 1 "$RUNS"); do
+r0=$(last_run "$OUTTSV" 5)   # APPEND=1: runs numbered after those already there
+for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
     for spec in $FUSE_JOBS; do
         IFS=: read -r _ _ _ _ _ _ ENGINE DIRECT <<<"$spec"
         set_job "${spec%:*:*}"

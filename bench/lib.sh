@@ -32,6 +32,7 @@ pkg_of() {
         vhdimount) echo libvhdi-utils;;
         fusermount3) echo fuse3;;
         shuf|sync|truncate|stat) echo coreutils;;
+        mountpoint) echo util-linux;;
         *) echo "$1";;
     esac
 }
@@ -113,6 +114,11 @@ proc_cpu() {
         awk -v t="$tck" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12+$13)/t }' "/proc/$pid/stat"
     else echo 0; fi
 }
+
+# last_run TSV COLUMN: the highest run number already in a results file (0
+# if none), so that APPEND=1 numbers its runs after it (ratios pair runs by
+# their number).
+last_run() { awk -F'\t' -v c="$2" 'NR>1 && $c+0>m {m=$c+0} END {print m+0}' "$1"; }
 
 # median of numbers on stdin
 median() {
@@ -198,26 +204,34 @@ unmount_fuse() {
     if [[ -n "${MNT_PID[$name]:-}" ]]; then wait "${MNT_PID[$name]}" 2>/dev/null || true; unset "MNT_PID[$name]"; fi
 }
 
-# vhdtool mount: the daemon writes its PID to this file (see cmd_mount.c)
-vhdtool_pidfile() {
-    local real; real=$(realpath -m "$1")
-    echo "${XDG_RUNTIME_DIR:-/tmp}/vhdkit-mount-${real//\//_}.pid"
+# PID of the daemon of a vhdtool mount on DIR: from its pid file (where
+# cmd_mount.c puts it: $XDG_RUNTIME_DIR, else /run, else /tmp), else by its
+# command line.  Only used to count the daemon's CPU time.
+vhdtool_daemon_pid() {
+    local d=$1 real dir pf
+    real=$(realpath -m "$d")
+    for dir in ${XDG_RUNTIME_DIR:-} /run /tmp; do
+        pf="$dir/vhdkit-mount-${real//\//_}.pid"
+        [[ -s $pf ]] && { cat "$pf"; return 0; }
+    done
+    pgrep -n -f -- "vhdtool mount .*$d\$" || true
 }
 
 # mount_vhdtool NAME IMAGE [vhdtool mount options] -> sets FILE and MNT_DAEMON_PID
 mount_vhdtool() {
     local name=$1 img=$2; shift 2
-    local d i pf; d=$(mnt_dir "$name"); mkdir -p "$d"; pf=$(vhdtool_pidfile "$d")
+    local d i; d=$(mnt_dir "$name"); mkdir -p "$d"
     "$VHDTOOL" mount "$@" "$img" "$d" >"$RUN_DIR/$name.log" 2>&1 \
         || { cat "$RUN_DIR/$name.log" >&2; die "vhdtool mount $img failed"; }
     VHD_MNT[$name]=$d
     wait_file "$d/disk"; FILE="$d/disk"
     MNT_DAEMON_PID=""
-    for i in $(seq 1 100); do
-        [[ -s $pf ]] && { MNT_DAEMON_PID=$(cat "$pf"); break; }
+    for i in $(seq 1 50); do
+        MNT_DAEMON_PID=$(vhdtool_daemon_pid "$d")
+        [[ -n $MNT_DAEMON_PID ]] && break
         sleep 0.02
     done
-    [[ -n $MNT_DAEMON_PID ]] || log "warning: no pid file $pf (daemon CPU not counted)"
+    [[ -n $MNT_DAEMON_PID ]] || log "warning: vhdtool mount daemon on $d not found (its CPU is not counted)"
 }
 
 umount_vhdtool() {

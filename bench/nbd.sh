@@ -40,6 +40,7 @@ CMDLOG="$RESULTS/$TAG.commands"; : > "$CMDLOG"; rm -f "$RESULTS/$TAG.check"
 printf 'SIZE_MIB=%s DATA_PCT=%s RUNS=%s RUNTIME=%s\n' "$SIZE_MIB" "$DATA_PCT" "$RUNS" "$RUNTIME" > "$RESULTS/$TAG.params"
 
 IMG_RAW="$WORK/nbd.raw"; IMG_VPC="$WORK/nbd.vhd"
+r0=$(last_run "$OUTTSV" 5)   # APPEND=1: runs numbered after those already there
 
 fmt_of() { case $1 in *vpc*) echo vpc;; *) echo raw;; esac; }
 img_of() { case $(fmt_of "$1") in vpc) echo "$IMG_VPC";; raw) echo "$IMG_RAW";; esac; }
@@ -128,7 +129,7 @@ for phase in $PHASES; do
     case $phase in
         read)
             restore_images
-            for run in $(seq 1 "$RUNS"); do
+            for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
                 for spec in $READ_JOBS; do for t in $TARGETS; do
                     measure read "$t" "$spec" "$run"
                 done; done
@@ -136,13 +137,13 @@ for phase in $PHASES; do
         overwrite)
             [[ " $PHASES " == *" read "* ]] || restore_images
             precondition
-            for run in $(seq 1 "$RUNS"); do
+            for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
                 for spec in $WRITE_JOBS; do for t in $TARGETS; do
                     measure overwrite "$t" "$spec" "$run"
                 done; done
             done;;
         alloc)
-            for run in $(seq 1 "$RUNS"); do
+            for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
                 for spec in $ALLOC_JOBS; do for t in $TARGETS; do
                     [[ $t == local-* && $t != local-direct ]] && continue
                     img=$(fresh_empty "$t")
