@@ -10,6 +10,7 @@
 #    VHD as identical to the raw file, vhdtool check is clean, and only the
 #    blocks holding data were allocated (the holes stayed holes).
 . "$TOP/tests/functions.sh"
+requires_plugin
 PLUGIN=$TOP/nbd-plugin/nbdkit-vhd-plugin.so
 [ -f "$PLUGIN" ] || skip "the nbdkit plugin is not built ($PLUGIN)"
 requires nbdkit nbdcopy qemu-img

@@ -21,6 +21,7 @@
 # nbdsh is optional (python3-libnbd): without it the strict-mode and errno
 # checks are skipped with a note, the rest still runs.
 . "$TOP/tests/functions.sh"
+requires_plugin
 PLUGIN=$TOP/nbd-plugin/nbdkit-vhd-plugin.so
 [ -f "$PLUGIN" ] || skip "the nbdkit plugin is not built ($PLUGIN)"
 requires nbdkit nbdinfo nbdcopy qemu-io

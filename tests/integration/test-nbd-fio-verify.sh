@@ -11,6 +11,7 @@
 #  - outside fio's range the child still reads as the base; the base file
 #    is unchanged; vhdtool check of the chain is clean.
 . "$TOP/tests/functions.sh"
+requires_plugin
 PLUGIN=$TOP/nbd-plugin/nbdkit-vhd-plugin.so
 [ -f "$PLUGIN" ] || skip "the nbdkit plugin is not built ($PLUGIN)"
 requires nbdkit fio

@@ -12,6 +12,7 @@
 #    per request) finds the same data runs.
 # The expected maps are built from the writes, not from any tool's answer.
 . "$TOP/tests/functions.sh"
+requires_plugin
 PLUGIN=$TOP/nbd-plugin/nbdkit-vhd-plugin.so
 [ -f "$PLUGIN" ] || skip "the nbdkit plugin is not built ($PLUGIN)"
 requires nbdkit nbdinfo qemu-img

@@ -15,6 +15,7 @@
 #    followed by the base's bytes, the base file is unchanged, vhdtool
 #    check is clean.
 . "$TOP/tests/functions.sh"
+requires_plugin
 PLUGIN=$TOP/nbd-plugin/nbdkit-vhd-plugin.so
 [ -f "$PLUGIN" ] || skip "the nbdkit plugin is not built ($PLUGIN)"
 requires nbdkit qemu-io nbdinfo

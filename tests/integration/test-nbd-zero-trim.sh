@@ -17,6 +17,7 @@
 #    the expected block list; after the server stops, vhdtool info --json
 #    blocks_allocated dropped by the deallocated blocks and check is clean.
 . "$TOP/tests/functions.sh"
+requires_plugin
 PLUGIN=$TOP/nbd-plugin/nbdkit-vhd-plugin.so
 [ -f "$PLUGIN" ] || skip "the nbdkit plugin is not built ($PLUGIN)"
 requires nbdkit nbdinfo nbdcopy qemu-io

@@ -4,6 +4,7 @@
 # unaligned I/O on a 4096-byte-sector device, discard and zero reaching the
 # device, and EROFS from a read-only device.
 . "$TOP/tests/functions.sh"
+requires_plugin
 requires_root
 requires losetup mkfs.ext4 mount nbdkit fio nbdsh
 PLUGIN=$TOP/nbd-plugin/nbdkit-vhd-plugin.so

@@ -938,6 +938,54 @@ static void test_qcow2_image_damage(void **state)
 	vhd_crashsim_free(s.cs);
 }
 
+struct findings {
+	unsigned n[3];
+	char last[512];
+};
+
+static void found(void *opaque, enum vhd_check_severity sev, const char *msg)
+{
+	struct findings *f = opaque;
+
+	f->n[sev]++;
+	snprintf(f->last, sizeof(f->last), "%s", msg);
+}
+
+static void test_qcow2_check(void **state)
+{
+	struct vhd_check_result res = { 0, 0, 0 };
+	struct findings f = { { 0, 0, 0 }, "" };
+	struct qimg q;
+	struct sim s;
+
+	sim_init(&s);
+	/* A clean image; then the dirty bit (information only). */
+	q_build(&q, NULL, NULL);
+	assert_int_equal(vhd_crashsim_load_buf(s.cs, "ok.qcow2", q.b, q.len), 0);
+	assert_int_equal(vhd_check("ok.qcow2", 0, &s.o, found, &f, &res), 0);
+	assert_int_equal(res.errors + res.warnings + res.infos, 0);
+	put_be64(q.b + 72, QCOW2_INCOMPAT_DIRTY);
+	q_put_l2(&q, 9, (uint64_t)q.len + 7 * QC);
+	assert_int_equal(vhd_crashsim_load_buf(s.cs, "dirty.qcow2", q.b, q.len), 0);
+	assert_int_equal(vhd_check("dirty.qcow2", 0, &s.o, found, &f, &res), 0);
+	assert_int_equal(res.infos, 1);
+	assert_int_equal(res.errors, 1);
+	assert_non_null(strstr(f.last, "guest offset 36864 points past the end"));
+	/* Two L1 entries naming one L2 table: reported, and read once. */
+	put_be64(q.b + 72, 0);
+	q_put_l2(&q, 9, 0);
+	put_be64(q.b + 24, 3ULL << 20);
+	put_be32(q.b + 36, 2);
+	put_be64(q.b + QC + 8, q.l2_off);
+	assert_int_equal(vhd_crashsim_load_buf(s.cs, "shared.qcow2", q.b, q.len), 0);
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(vhd_check("shared.qcow2", 0, &s.o, found, &f, &res), 0);
+	assert_int_equal(res.errors, 1);
+	assert_non_null(strstr(f.last, "L1 entries 0 and 1 share the L2 table at 8192"));
+	free(q.b);
+	vhd_crashsim_free(s.cs);
+}
+
 struct reader {
 	vhd_disk *d;
 	const uint8_t *want;
@@ -1257,6 +1305,7 @@ int main(void)
 		cmocka_unit_test(test_qcow2_image_reads),
 		cmocka_unit_test(test_qcow2_image_backing),
 		cmocka_unit_test(test_qcow2_image_damage),
+		cmocka_unit_test(test_qcow2_check),
 		cmocka_unit_test(test_qcow2_concurrent_reads),
 		cmocka_unit_test(test_vmdk_sparse_image),
 		cmocka_unit_test(test_vmdk_sparse_damage),
