@@ -209,6 +209,9 @@ static int parallel_copy(struct copy_job *j)
 	for (int i = 0; i < n; i++)
 		pthread_join(t[i], NULL);
 	rc = j->error;
+	/* A failure of the source's own extent map is recorded on the source. */
+	if (rc < 0 && !*vhd_errmsg(j->dst))
+		disk_error(j->dst, rc, "reading source: %s", vhd_errmsg(j->src));
 	pthread_mutex_destroy(&j->lock);
 	pthread_cond_destroy(&j->can_put);
 	pthread_cond_destroy(&j->can_take);

@@ -140,8 +140,6 @@ int disk_detect_format(struct vhd_io *io, enum vhd_format *fmt)
 			*fmt = VHD_FMT_VHD;
 			return 0;
 		}
-		if (import_detect(buf, 8, fmt))
-			return 0;
 	}
 	return 0;
 }

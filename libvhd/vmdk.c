@@ -1130,14 +1130,16 @@ int vmdk_open(vhd_disk *d, struct chain_ctx *ctx)
 	v->allocated = -1;
 	d->priv = v;
 	d->ops = &vmdk_ops;
-	rc = io_read_full(d->io, head, 4, 0);
-	if (rc < 0)
-		return disk_error(d, rc == VHD_E_TRUNCATED ? VHD_E_FORMAT : rc,
-				  "not a VMDK image (cannot read its first bytes)");
+	rc = io_read_full(d->io, head, 8, 0);
+	if (rc < 0 && rc != VHD_E_TRUNCATED)
+		return disk_error(d, rc, "cannot read: %s", vhd_strerror(rc));
 	if (!memcmp(head, "KDMV", 4))
 		rc = open_monolithic(d);
-	else
+	else if (!memcmp(head, "# Disk D", 8))
 		rc = open_descriptor(d, ctx);
+	else
+		rc = disk_error(d, VHD_E_FORMAT,
+				"not a VMDK image (no KDMV magic, no \"# Disk DescriptorFile\" line)");
 	if (rc == 0 && v->next == 0)
 		rc = disk_error(d, VHD_E_CORRUPT, "VMDK image has no extents");
 	return rc < 0 ? rc : finish_open(d);
