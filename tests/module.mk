@@ -2,7 +2,7 @@
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:.c=)
 TEST_HELPER_OBJS := tests/unit/model.o
-FUZZ_TARGETS := open vhdx
+FUZZ_TARGETS := open vhdx import
 TEST_BINS += $(UNIT_BINS) $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%_replay)
 
 $(UNIT_BINS): %: %.o $(TEST_HELPER_OBJS) $(LIBVHD_A)

@@ -73,6 +73,7 @@ replay() {
 }
 replay fuzz_open_replay tests/fuzz/corpus
 replay fuzz_vhdx_replay tests/fuzz/corpus-vhdx
+replay fuzz_import_replay tests/fuzz/corpus-import
 
 for script in tests/integration/test-*.sh; do
 	[ -f "$script" ] && run_script "$script"

@@ -45,3 +45,17 @@ if command -v qemu-img >/dev/null; then
 fi
 for f in *.vhdx; do scatter "$f" "$outx/${f%.vhdx}.bin"; done
 ls -la "$outx"
+
+# Import seeds (qcow2, VMDK), small.
+outi=$top/tests/fuzz/corpus-import
+mkdir -p "$outi"
+rm -f "$outi"/*
+if command -v qemu-img >/dev/null; then
+	head -c 262144 raw.img > small.raw
+	qemu-img convert -q -O qcow2 -o compat=0.10,cluster_size=4096 small.raw "$outi/v2.qcow2"
+	qemu-img convert -q -O qcow2 -o compat=1.1,cluster_size=4096 small.raw "$outi/v3.qcow2"
+	qemu-img convert -q -c -O qcow2 -o cluster_size=4096 small.raw "$outi/zlib.qcow2"
+	qemu-img convert -q -O vmdk -o subformat=monolithicSparse small.raw "$outi/sparse.vmdk"
+	qemu-img convert -q -O vmdk -o subformat=streamOptimized small.raw "$outi/stream.vmdk"
+fi
+ls -la "$outi"
