@@ -267,9 +267,11 @@ int vhd_convert(vhd_disk *src, const char *dst_path,
 
 fail:
 	snprintf(msg, sizeof(msg), "%s", vhd_errmsg(j.dst));
-	vhd_close(j.dst);
-	remove_output(o, dst_path);
-	path_error(dst_path, rc, "%s (partial output removed)",
-		   !strncmp(msg, dst_path, strlen(dst_path)) ? msg + strlen(dst_path) + 2 : msg);
+	vhd_close(j.dst);	/* a valid image of what was copied so far */
+	if (!o->keep_partial)
+		remove_output(o, dst_path);
+	path_error(dst_path, rc, "%s (%s)",
+		   !strncmp(msg, dst_path, strlen(dst_path)) ? msg + strlen(dst_path) + 2 : msg,
+		   o->keep_partial ? "partial output kept" : "partial output removed");
 	return rc;
 }

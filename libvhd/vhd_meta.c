@@ -123,16 +123,25 @@ static uint64_t block_pos(const struct vhd_image *v, uint64_t at)
 }
 
 /* Called with meta_lock held.  Ensures the next block lies below a durable
- * footer. */
+ * footer.  The footer written further out sits exactly where a later block's
+ * bitmap will go, so it is overwritten by metadata, never left inside a
+ * block's data area (which must read as zeros: I4). */
 static int reserve_space(vhd_disk *d)
 {
 	struct vhd_image *v = IMG(d);
-	uint64_t pos;
+	uint64_t pos = block_pos(v, v->next_block);
 	int rc;
 
-	if (block_pos(v, v->next_block) + block_total(v) <= v->footer_pos)
+	if (pos + block_total(v) <= v->footer_pos)
 		return 0;
-	pos = block_pos(v, v->next_block) + reserve_blocks(v) * (block_total(v) + 4096);
+	/* The current footer is in the way: continue after it unless it lies
+	 * where this block's bitmap goes. */
+	if (v->footer_pos > pos) {
+		v->next_block = v->footer_pos;
+		pos = block_pos(v, v->next_block);
+	}
+	for (uint64_t k = reserve_blocks(v); k; k--)
+		pos = block_pos(v, pos + block_total(v));
 	if (pos > (uint64_t)UINT32_MAX * VHD_SECTOR)
 		return disk_error(d, -ENOSPC,
 				  "image file would exceed the 2 TiB VHD addressing limit");

@@ -15,11 +15,12 @@ const struct verb verb_convert = {
 	"convert", run, "copy an image into a new raw file or VHD (chains flattened)",
 	"[-f raw|vhd|vhdx|qcow2|vmdk] [-O raw|vhd|vhdx] [--type fixed|dynamic]\n"
 	"       [--block-size SIZE]\n"
-	"       [-p] [-q] [--json] [--no-sparse] SRC DST\n"
+	"       [-p] [-q] [--json] [--no-sparse] [--keep-partial] SRC DST\n"
 	"  The source format is detected from its content (-f forces one).\n"
 	"  The output format is -O, else DST's extension (.vhd/.avhd, .vhdx/.avhdx,\n"
 	"  .img/.raw).\n"
-	"  All-zero blocks stay unallocated in dynamic outputs and holes in raw.",
+	"  All-zero blocks stay unallocated in dynamic outputs and holes in raw.\n"
+	"  On failure the partial output is removed, or kept with --keep-partial.",
 };
 
 static int output_format(const char *path, enum vhd_format *f)
@@ -48,6 +49,7 @@ static int run(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-sparse", no_argument, NULL, 'S' },
+		{ "keep-partial", no_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vhd_convert_opts co = { .sparse_zeros = 1 };
@@ -84,6 +86,7 @@ static int run(int argc, char **argv)
 		case 'q': quiet = 1; break;
 		case 'j': json = 1; break;
 		case 'S': co.sparse_zeros = 0; break;
+		case 'K': co.keep_partial = 1; break;
 		default: return bad_option(&verb_convert, argv);
 		}
 	}

@@ -10,8 +10,9 @@ static int run(int argc, char **argv);
 
 const struct verb verb_info = {
 	"info", run, "show an image and its parent chain",
-	"[--json] [--size-rule auto|current|chs] FILE\n"
-	"  Lists every layer from FILE down to the base image.",
+	"[--json | --tree] [--size-rule auto|current|chs] FILE\n"
+	"  Lists every layer from FILE down to the base image; --tree draws the\n"
+	"  chain one line per layer.",
 };
 
 static void creator_string(const struct vhd_info *i, char out[5])
@@ -113,21 +114,39 @@ static void print_json(const struct vhd_info *i, unsigned layer)
 	printf("}");
 }
 
+/* One line per layer: name, format and type, size, allocation. */
+static void print_tree(const struct vhd_info *i, unsigned layer)
+{
+	char size[32], fsize[32];
+
+	format_size(i->size, size, sizeof(size));
+	format_size(i->file_size, fsize, sizeof(fsize));
+	printf("%*s%s%s  [%s %s, %s, file %s", (int)(layer ? 3 * (layer - 1) : 0), "",
+	       layer ? "└─ " : "", i->path, format_name(i->format),
+	       i->format == VHD_FMT_RAW ? "" : type_name(i->type), size, fsize);
+	if ((i->format == VHD_FMT_VHD || i->format == VHD_FMT_VHDX) &&
+	    i->type != VHD_TYPE_FIXED)
+		printf(", %u of %u blocks", i->blocks_allocated, i->max_table_entries);
+	printf("]\n");
+}
+
 static int run(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "tree", no_argument, NULL, 't' },
 		{ "size-rule", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vhd_open_opts oo = { 0 };
-	int c, rc, json = 0, broken = 0;
+	int c, rc, json = 0, tree = 0, broken = 0;
 	char chain_err[1024] = "";
 	vhd_disk *d;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
+		case 't': tree = 1; break;
 		case 'r':
 			if (!strcmp(optarg, "auto")) oo.size_rule = VHD_SIZE_AUTO;
 			else if (!strcmp(optarg, "current")) oo.size_rule = VHD_SIZE_CURRENT;
@@ -139,6 +158,8 @@ static int run(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return usage_error(&verb_info, "expected one FILE");
+	if (json && tree)
+		return usage_error(&verb_info, "--json and --tree exclude each other");
 	rc = vhd_open(argv[optind], 0, &oo, &d);
 	if (rc == VHD_E_NOPARENT || rc == VHD_E_PARENT_ID || rc == VHD_E_CHAIN) {
 		/* Show what can be shown, then say what is broken. */
@@ -156,6 +177,8 @@ static int run(int argc, char **argv)
 		vhd_get_info(l, &i);
 		if (json)
 			print_json(&i, layer);
+		else if (tree)
+			print_tree(&i, layer);
 		else
 			print_text(&i, layer);
 	}

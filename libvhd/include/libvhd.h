@@ -329,13 +329,16 @@ struct vhd_convert_opts {
 	struct vhd_create_opts out;	/* output format, type, block size */
 	int sparse_zeros;		/* skip all-zero blocks (default on: 1) */
 	int direct;			/* O_DIRECT on input and output */
+	int keep_partial;		/* on failure keep the (valid, incomplete)
+					   output instead of removing it */
 	/* called after each chunk; nonzero return cancels (-ECANCELED) */
 	int (*progress)(void *opaque, uint64_t done, uint64_t total);
 	void *opaque;
 };
 
 /** Copy the full content of @src (its whole chain) into a new image at
- *  @dst_path.  On failure the partial output is removed. */
+ *  @dst_path.  On failure the partial output is removed (or, with
+ *  keep_partial, closed as a valid image holding what was copied). */
 VHD_API int vhd_convert(vhd_disk *src, const char *dst_path,
 			const struct vhd_convert_opts *o);
 
