@@ -65,6 +65,22 @@ int disk_error(vhd_disk *d, int err, const char *fmt, ...)
 	return err;
 }
 
+int disk_problem(vhd_disk *d, enum vhd_check_severity sev, int err,
+		 const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!(d->flags & VHD_OPEN_TOLERANT) && sev != VHD_CHECK_INFO)
+		return disk_error(d, err, "%s", msg);
+	if (d->report)
+		d->report(d->report_opaque, sev, msg);
+	return 0;
+}
+
 int path_error(const char *path, int err, const char *fmt, ...)
 {
 	char msg[768];
@@ -186,6 +202,10 @@ static int open_io_layer(struct vhd_io *io, const char *path, unsigned flags,
 	if (!d) {
 		rc = path_error(path, -ENOMEM, "out of memory");
 		goto out_io;
+	}
+	if (ctx->depth == 0 && (flags & VHD_OPEN_TOLERANT)) {
+		d->report = ctx->report;
+		d->report_opaque = ctx->report_opaque;
 	}
 	switch (fmt) {
 	case VHD_FMT_RAW:

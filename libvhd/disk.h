@@ -77,6 +77,10 @@ struct vhd_disk {
 	unsigned depth;			/* layers below this one */
 	pthread_mutex_t err_lock;
 	char errmsg[1024];
+	/* vhd_check: where a tolerant open reports what it works around */
+	void (*report)(void *opaque, enum vhd_check_severity sev,
+		       const char *msg);
+	void *report_opaque;
 };
 
 /* Record "PATH: message" as @d's (or, for NULL, the thread's) last error and
@@ -84,6 +88,22 @@ struct vhd_disk {
 int disk_error(vhd_disk *d, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int disk_verror(vhd_disk *d, int err, const char *fmt, va_list ap);
+/* A problem found while opening: a strict open fails with @err and the
+ * message; a tolerant one (vhd_check) reports it and returns 0 so the open
+ * goes on.  VHD_CHECK_INFO never fails. */
+int disk_problem(vhd_disk *d, enum vhd_check_severity sev, int err,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Split [off, off+len) at the block boundaries of @img, which has
+ * block_shift and block_size: each step gives the block index, the offset
+ * in the block and the byte count. */
+#define FOR_EACH_BLOCK(img, off, len, block, boff, n)                         \
+	for (uint64_t _o = (off), _e = (off) + (len); _o < _e; _o += (n))     \
+		if (((block) = (__typeof__(block))(_o >> (img)->block_shift)), \
+		    ((boff) = (uint32_t)(_o & ((img)->block_size - 1))),       \
+		    ((n) = (uint32_t)((_e - _o) < (uint64_t)(img)->block_size - (boff) \
+				      ? (_e - _o) : (img)->block_size - (boff))), 1)
+
 /* Thread error for failures before a handle exists. */
 int path_error(const char *path, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -71,11 +71,6 @@ struct vhd_image {
 	pthread_mutex_t meta_lock;
 	pthread_mutex_t flush_lock;
 	pthread_mutex_t stripe[VHD_STRIPES];
-
-	/* problems found by a tolerant open, reported by check */
-	void (*report)(void *opaque, enum vhd_check_severity sev,
-		       const char *msg);
-	void *report_opaque;
 };
 
 static inline struct vhd_image *IMG(vhd_disk *d)
@@ -94,8 +89,6 @@ static inline uint32_t bat_get(const struct vhd_image *v, uint32_t i)
 }
 
 /* vhd_open.c */
-int vhd_problem(vhd_disk *d, enum vhd_check_severity sev, int err,
-		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void vhd_image_free(struct vhd_image *v);
 
 /* vhd_meta.c: allocation, bitmaps, flush, close */

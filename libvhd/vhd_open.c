@@ -17,26 +17,6 @@
 
 uint8_t vhd_full_bitmap_marker;
 
-/* Report a problem.  Strict opens fail with @err; tolerant ones pass it to
- * the check reporter and carry on (return 0).  Errors that leave nothing to
- * carry on with are raised with disk_error() directly instead. */
-int vhd_problem(vhd_disk *d, enum vhd_check_severity sev, int err,
-		const char *fmt, ...)
-{
-	struct vhd_image *v = IMG(d);
-	char msg[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (!(d->flags & VHD_OPEN_TOLERANT) && sev != VHD_CHECK_INFO)
-		return disk_error(d, err, "%s", msg);
-	if (v->report)
-		v->report(v->report_opaque, sev, msg);
-	return 0;
-}
-
 void vhd_image_free(struct vhd_image *v)
 {
 	if (!v)
@@ -108,7 +88,7 @@ static int read_footer(vhd_disk *d, uint64_t fsize)
 		: "there is no backup footer";
 	if (brc == 0 && (d->flags & VHD_OPEN_TOLERANT) &&
 	    backup.disk_type != VHD_TYPE_FIXED) {
-		vhd_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
+		disk_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
 			    "footer at end of file is %s; using the backup copy at offset 0",
 			    rc == VHD_E_CHECKSUM ? "damaged (checksum mismatch)" : "missing");
 		v->footer = backup;
@@ -189,7 +169,7 @@ static int read_header(vhd_disk *d, uint64_t fsize)
 				  "no dynamic header (\"cxsparse\") at offset %llu",
 				  (unsigned long long)off);
 	if (rc == VHD_E_CHECKSUM) {
-		rc = vhd_problem(d, VHD_CHECK_ERROR, VHD_E_CHECKSUM,
+		rc = disk_problem(d, VHD_CHECK_ERROR, VHD_E_CHECKSUM,
 				 "dynamic header checksum mismatch (stored 0x%08x, computed 0x%08x)",
 				 h->checksum, comp);
 		if (rc < 0)
@@ -199,7 +179,7 @@ static int read_header(vhd_disk *d, uint64_t fsize)
 				  h->version);
 	}
 	if (h->data_offset != VHD_NO_DATA_OFFSET)
-		vhd_problem(d, VHD_CHECK_INFO, 0,
+		disk_problem(d, VHD_CHECK_INFO, 0,
 			    "dynamic header data offset is 0x%llx, not all ones",
 			    (unsigned long long)h->data_offset);
 	return 0;
@@ -337,7 +317,7 @@ static int check_blocks(vhd_disk *d, uint64_t fsize)
 		if (l->code == VHD_PLAT_NONE || space == 0)
 			continue;
 		if (l->data_offset > data_limit || data_limit - l->data_offset < space) {
-			rc = vhd_problem(d, VHD_CHECK_ERROR, VHD_E_TRUNCATED,
+			rc = disk_problem(d, VHD_CHECK_ERROR, VHD_E_TRUNCATED,
 					 "parent locator %d data (offset %llu, %llu bytes) lies past the end of the file",
 					 i, (unsigned long long)l->data_offset,
 					 (unsigned long long)space);
@@ -364,7 +344,7 @@ static int check_blocks(vhd_disk *d, uint64_t fsize)
 			      ~(uint64_t)(VHD_SECTOR - 1);
 		end = start + v->bitmap_size + len;
 		if (end > data_limit) {
-			rc = vhd_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
+			rc = disk_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
 					 "BAT entry %u points past the end of the file (sector %u, file %llu bytes)",
 					 i, v->bat[i], (unsigned long long)fsize);
 			if (rc < 0)
@@ -386,7 +366,7 @@ static int check_blocks(vhd_disk *d, uint64_t fsize)
 			rc = disk_error(d, VHD_E_CORRUPT, "%s overlaps %s", a, b);
 			goto out;
 		}
-		rc = vhd_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
+		rc = disk_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
 				 "%s (sector %llu) overlaps %s", b,
 				 (unsigned long long)(r[i].start / VHD_SECTOR), a);
 		if (rc < 0)
@@ -431,7 +411,7 @@ static void report_leak(vhd_disk *d)
 	uint64_t end = used_end(v);
 
 	if (v->footer_len && v->footer_pos > end)
-		vhd_problem(d, VHD_CHECK_INFO, 0,
+		disk_problem(d, VHD_CHECK_INFO, 0,
 			    "%llu bytes between the last block and the footer are not referenced (an interrupted write leaves such space; the next read-write open reuses it)",
 			    (unsigned long long)(v->footer_pos - end));
 }
@@ -460,10 +440,6 @@ int vhd_image_open(vhd_disk *d, struct chain_ctx *ctx)
 	d->priv = v;
 	d->ops = &vhd_fixed_ops;
 	v->unsafe = !!(d->flags & VHD_OPEN_UNSAFE);
-	if (ctx->depth == 0 && (d->flags & VHD_OPEN_TOLERANT)) {
-		v->report = ctx->report;
-		v->report_opaque = ctx->report_opaque;
-	}
 	rc = io_size(d->io, &fsize);
 	if (rc < 0)
 		return disk_error(d, rc, "cannot get size: %s", vhd_strerror(rc));

@@ -92,14 +92,6 @@ static int read_block(vhd_disk *d, uint32_t block, uint8_t *buf, uint32_t boff,
 	return 0;
 }
 
-/* Split [off, off+len) at block boundaries. */
-#define FOR_EACH_BLOCK(v, off, len, block, boff, n)                          \
-	for (uint64_t _o = (off), _e = (off) + (len); _o < _e; _o += (n))    \
-		if (((block) = (uint32_t)(_o >> (v)->block_shift)),          \
-		    ((boff) = (uint32_t)(_o & ((v)->block_size - 1))),        \
-		    ((n) = (uint32_t)((_e - _o) < (uint64_t)(v)->block_size - (boff) \
-				      ? (_e - _o) : (v)->block_size - (boff))), 1)
-
 static ssize_t sparse_pread(vhd_disk *d, void *buf, size_t len, uint64_t off)
 {
 	struct vhd_image *v = IMG(d);

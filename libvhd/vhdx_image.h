@@ -76,9 +76,6 @@ struct vhdx_image {
 
 	pthread_mutex_t meta_lock, flush_lock;
 	pthread_mutex_t stripe[VHDX_STRIPES];
-
-	void (*report)(void *opaque, enum vhd_check_severity sev, const char *msg);
-	void *report_opaque;
 };
 
 static inline struct vhdx_image *XIMG(vhd_disk *d)
@@ -104,8 +101,6 @@ static inline uint64_t vhdx_bat_get(const struct vhdx_image *x, uint64_t idx)
 /* vhdx_open.c */
 int vhdx_image_open(vhd_disk *d, struct chain_ctx *ctx);
 void vhdx_image_free(struct vhdx_image *x);
-int vhdx_problem(vhd_disk *d, enum vhd_check_severity sev, int err,
-		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* vhdx_log.c */
 int vhdx_replay_log(vhd_disk *d, bool write_back, struct vhd_io **overlay);

@@ -363,7 +363,7 @@ int vhdx_replay_log(vhd_disk *d, bool write_back, struct vhd_io **overlay)
 		/* The image now reads through the overlay; it owns the file. */
 		*overlay = &ov->base;
 		ov = NULL;
-		vhdx_problem(d, VHD_CHECK_INFO, 0,
+		disk_problem(d, VHD_CHECK_INFO, 0,
 			     best_seq ? "the log was replayed in memory (open read-write to apply it)"
 				      : "the header names a log, but it holds no valid entry");
 		rc = 0;

@@ -16,23 +16,6 @@
 #include "vhd_codec.h"
 #include "vhdx_image.h"
 
-int vhdx_problem(vhd_disk *d, enum vhd_check_severity sev, int err,
-		 const char *fmt, ...)
-{
-	struct vhdx_image *x = XIMG(d);
-	char msg[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (!(d->flags & VHD_OPEN_TOLERANT) && sev != VHD_CHECK_INFO)
-		return disk_error(d, err, "%s", msg);
-	if (x->report)
-		x->report(x->report_opaque, sev, msg);
-	return 0;
-}
-
 void vhdx_image_free(struct vhdx_image *x)
 {
 	if (!x)
@@ -82,7 +65,7 @@ static int read_headers(vhd_disk *d)
 				  vhd_strerror(rc[0]), vhd_strerror(rc[1]));
 	for (int i = 0; i < 2; i++)
 		if (rc[i])
-			vhdx_problem(d, VHD_CHECK_WARN, VHD_E_CORRUPT,
+			disk_problem(d, VHD_CHECK_WARN, VHD_E_CORRUPT,
 				     "header %d is invalid (%s); using header %d", i + 1,
 				     vhd_strerror(rc[i]), 2 - i);
 	x->hdr_slot = rc[0] ? 1 : rc[1] ? 0 : h[1].sequence > h[0].sequence;
@@ -116,7 +99,7 @@ static int read_regions(vhd_disk *d, uint64_t fsize)
 		goto out;
 	}
 	if (r1) {
-		vhdx_problem(d, VHD_CHECK_WARN, VHD_E_CORRUPT,
+		disk_problem(d, VHD_CHECK_WARN, VHD_E_CORRUPT,
 			     "region table 1 is invalid (%s); using copy 2",
 			     vhd_strerror(r1));
 	} else {
@@ -136,7 +119,7 @@ static int read_regions(vhd_disk *d, uint64_t fsize)
 			    t2->e[i].required != t->e[i].required)
 				r2 = VHD_E_CORRUPT;
 		if (r2 < 0 && r2 != -ENOMEM)
-			vhdx_problem(d, VHD_CHECK_WARN, VHD_E_CORRUPT,
+			disk_problem(d, VHD_CHECK_WARN, VHD_E_CORRUPT,
 				     "region table 2 is invalid or differs from table 1 (%s)",
 				     vhd_strerror(r2));
 		free(b2);
@@ -468,7 +451,7 @@ static int check_bat(vhd_disk *d, uint64_t fsize)
 			uint64_t need = is_sb ? len : d->size - b * x->block_size;
 			if (off < end || off % VHDX_MiB || off > fsize ||
 			    fsize - off < (need < len ? need : len)) {
-				rc = vhdx_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
+				rc = disk_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
 						  "BAT entry %llu points at %llu, outside the data area of the file (%llu bytes)",
 						  (unsigned long long)i, (unsigned long long)off,
 						  (unsigned long long)fsize);
@@ -552,10 +535,6 @@ int vhdx_image_open(vhd_disk *d, struct chain_ctx *ctx)
 	d->priv = x;
 	d->ops = &vhdx_ops;
 	x->unsafe = !!(d->flags & VHD_OPEN_UNSAFE);
-	if (ctx->depth == 0 && (d->flags & VHD_OPEN_TOLERANT)) {
-		x->report = ctx->report;
-		x->report_opaque = ctx->report_opaque;
-	}
 	rc = io_size(d->io, &fsize);
 	if (rc == 0)
 		rc = io_read_full(d->io, sig, 8, 0);

@@ -84,13 +84,6 @@ done:
 	return 0;
 }
 
-#define FOR_EACH_BLOCK(x, off, len, block, boff, n)                            \
-	for (uint64_t _o = (off), _e = (off) + (len); _o < _e; _o += (n))      \
-		if (((block) = _o >> (x)->block_shift),                        \
-		    ((boff) = (uint32_t)(_o & ((x)->block_size - 1))),          \
-		    ((n) = (uint32_t)((_e - _o) < (uint64_t)(x)->block_size - (boff) \
-				      ? (_e - _o) : (x)->block_size - (boff))), 1)
-
 static int read_block(vhd_disk *d, uint64_t block, uint8_t *buf, uint32_t boff,
 		      uint32_t n)
 {

@@ -1,5 +1,5 @@
-# bad_case.sh -- sourced by the tests/integration/test-bad-*.sh scripts
-# (after functions.sh): the contract every bad VHD input must meet.
+# bad_case.sh -- sourced by the bad-input scripts (test-bad-*.sh,
+# test-vhdx-bad.sh) after functions.sh: the contract every bad image meets.
 
 # bad_case NAME FILE CHECK_RC CHECK_PATTERN KEYWORD...
 # The contract for a bad image (DESIGN "Bad input"): `vhdtool info FILE` and
@@ -46,6 +46,6 @@ bad_case() {
 	) || failed+=("$name")
 }
 finish() {
-	[ ${#failed[@]} -eq 0 ] || die "${#failed[@]} case(s) failed: ${failed[*]}"
+	[ ${#failed[@]} -eq 0 ] || die "${#failed[@]} case(s) failed: $(printf '[%s] ' "${failed[@]}")"
 	echo "all cases passed"
 }

@@ -26,40 +26,7 @@
 PATCH=$TOP/tests/helpers/vhdxpatch
 [ -x "$PATCH" ] || skip "tests/helpers/vhdxpatch is not built (make tests/helpers/vhdxpatch)"
 
-failed=()
-# bad_case NAME FILE CHECK_RC CHECK_PATTERN KEYWORD...
-bad_case() {
-	local name=$1 f=$2 want=$3 pat=$4
-	shift 4
-	(
-		before=$(sum "$f")
-		expect_fail $VHDTOOL info "$f"
-		for k in "$f" "$@"; do
-			echo "$ERR" | grep -qiF -- "$k" || die "$name: info message lacks '$k': $ERR"
-		done
-		expect_fail $VHDTOOL convert -q "$f" out.img
-		for k in "$f" "$@"; do
-			echo "$ERR" | grep -qiF -- "$k" || die "$name: convert message lacks '$k': $ERR"
-		done
-		[ ! -e out.img ] || die "$name: failed convert left out.img behind"
-		head -c 512 /dev/urandom >sector.bin
-		expect_fail $VHDTOOL write "$f" sector.bin
-		for k in "$f" "$@"; do
-			echo "$ERR" | grep -qiF -- "$k" || die "$name: write message lacks '$k': $ERR"
-		done
-		$VHDTOOL check "$f" >check.out 2>check.err
-		rc=$?
-		[ "$rc" -eq "$want" ] || die "$name: check exit $rc, want $want: $(cat check.out check.err)"
-		if [ "$want" -eq 1 ]; then
-			grep -qiE "^error: .*$pat" check.out ||
-				die "$name: check has no error finding matching '$pat': $(cat check.out)"
-			[ -z "$(grep -E '^(error|warning):' check.out | sort | uniq -d)" ] ||
-				die "$name: check reports a finding twice: $(cat check.out)"
-		fi
-		[ "$(sum "$f")" = "$before" ] || die "$name: $f was modified"
-		echo "ok: $name"
-	) || failed+=("$name")
-}
+. "$TOP/tests/bad_case.sh"
 # good_case NAME FILE WANT_RAW CHECK_RC [CHECK_PATTERN]: opens; info exit 0;
 # convert reads WANT_RAW; check exits CHECK_RC (0 clean, or 1 with a
 # "warning:" finding matching CHECK_PATTERN); the file is unchanged.
@@ -83,10 +50,6 @@ good_case() {
 		[ "$(sum "$f")" = "$before" ] || die "$name: $f was modified by info/convert/check"
 		echo "ok: $name"
 	) || failed+=("$name")
-}
-finish() {
-	[ ${#failed[@]} -eq 0 ] || die "${#failed[@]} case(s) failed: $(printf '[%s] ' "${failed[@]}")"
-	echo "all cases passed"
 }
 # mk NAME SRC PATCH-ARGS...: NAME is a copy of SRC with vhdxpatch applied.
 mk() {
