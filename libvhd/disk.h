@@ -49,6 +49,13 @@ struct vhd_format_ops {
 	bool (*has_parent)(vhd_disk *d);
 	/* optional: change the virtual size (an image open read-write) */
 	int (*resize)(vhd_disk *d, uint64_t size, bool force);
+	/* optional: the asynchronous path's shortcut.  When [off, off+len) of
+	 * this layer starts with a run stored contiguously in d->io that can be
+	 * read (or, @write, overwritten) there without any metadata change,
+	 * set *@pos to its file offset and return its length (<= len);
+	 * otherwise return 0 and the request takes the synchronous path. */
+	uint64_t (*map)(vhd_disk *d, uint64_t off, uint64_t len, bool write,
+			uint64_t *pos);
 };
 
 /* Identity of every file opened along a chain, for cycle detection. */

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -19,9 +20,19 @@
 #include "libvhd.h"
 #include "io.h"
 
+/*
+ * With VHD_IO_DIRECT the file is opened twice: `fd` buffered and `dfd` with
+ * O_DIRECT.  Requests whose offset, length and buffer are aligned to `align`
+ * use dfd; the rest (metadata, odd requests) use fd.  The kernel keeps the
+ * two coherent (a direct write writes back and drops cached pages of its
+ * range); only concurrent overlapping requests see no defined order, as on
+ * any disk.
+ */
 struct posix_io {
 	struct vhd_io base;
 	int fd;
+	int dfd;		/* O_DIRECT descriptor, or -1 */
+	unsigned align;		/* dfd's alignment */
 	int is_blk;
 };
 
@@ -30,13 +41,32 @@ static int posix_fd(struct vhd_io *io)
 	return ((struct posix_io *)io)->fd;
 }
 
+static int pick_fd(struct vhd_io *io, const void *buf, size_t len, uint64_t off)
+{
+	struct posix_io *p = (struct posix_io *)io;
+
+	if (p->dfd >= 0 && off % p->align == 0 && len % p->align == 0 &&
+	    (uintptr_t)buf % p->align == 0)
+		return p->dfd;
+	return p->fd;
+}
+
+static int posix_aio_fd(struct vhd_io *io, unsigned *align)
+{
+	struct posix_io *p = (struct posix_io *)io;
+
+	*align = p->dfd >= 0 ? p->align : 0;
+	return p->dfd >= 0 ? p->dfd : p->fd;
+}
+
 static ssize_t posix_pread(struct vhd_io *io, void *buf, size_t len,
 			   uint64_t off)
 {
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pread(posix_fd(io), (char *)buf + done, len - done,
+		ssize_t n = pread(pick_fd(io, (char *)buf + done, len - done, off + done),
+				  (char *)buf + done, len - done,
 				  (off_t)(off + done));
 		if (n < 0) {
 			if (errno == EINTR)
@@ -56,7 +86,8 @@ static ssize_t posix_pwrite(struct vhd_io *io, const void *buf, size_t len,
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pwrite(posix_fd(io), (const char *)buf + done,
+		ssize_t n = pwrite(pick_fd(io, (const char *)buf + done, len - done,
+					   off + done), (const char *)buf + done,
 				   len - done, (off_t)(off + done));
 		if (n < 0) {
 			if (errno == EINTR)
@@ -160,7 +191,11 @@ static int posix_prefetch(struct vhd_io *io, uint64_t off, uint64_t len)
 
 static void posix_close(struct vhd_io *io)
 {
-	close(posix_fd(io));
+	struct posix_io *p = (struct posix_io *)io;
+
+	if (p->dfd >= 0)
+		close(p->dfd);
+	close(p->fd);
 	free(io);
 }
 
@@ -175,7 +210,33 @@ static const struct vhd_io_ops posix_ops = {
 	.next_data = posix_next_data,
 	.identity = posix_identity,
 	.prefetch = posix_prefetch,
+	.aio_fd = posix_aio_fd,
 };
+
+/* Open the O_DIRECT twin of @fd (the same file, through /proc) and learn
+ * its alignment: statx's DIO alignment where the kernel reports it, else a
+ * 4096 that every device accepts. */
+static int open_direct(struct posix_io *p, int fd, int oflags)
+{
+	char self[64];
+	unsigned align = 4096;
+#ifdef STATX_DIOALIGN
+	struct statx stx;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align) {
+		align = stx.stx_dio_offset_align;
+		if (stx.stx_dio_mem_align > align)
+			align = stx.stx_dio_mem_align;
+	}
+#endif
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	p->dfd = open(self, oflags | O_DIRECT);
+	if (p->dfd < 0)
+		return -errno;
+	p->align = align;
+	return 0;
+}
 
 static int posix_open(const struct vhd_io_factory *f, const char *path,
 		      unsigned flags, struct vhd_io **out)
@@ -189,8 +250,6 @@ static int posix_open(const struct vhd_io_factory *f, const char *path,
 	oflags |= (flags & (VHD_IO_RDWR | VHD_IO_CREATE)) ? O_RDWR : O_RDONLY;
 	if (flags & VHD_IO_CREATE)
 		oflags |= O_CREAT | O_EXCL;
-	if (flags & VHD_IO_DIRECT)
-		oflags |= O_DIRECT;
 	fd = open(path, oflags, 0644);
 	if (fd < 0)
 		return -errno;
@@ -217,7 +276,15 @@ static int posix_open(const struct vhd_io_factory *f, const char *path,
 	}
 	p->base.ops = &posix_ops;
 	p->fd = fd;
+	p->dfd = -1;
 	p->is_blk = S_ISBLK(st.st_mode);
+	if (flags & VHD_IO_DIRECT) {
+		rc = open_direct(p, fd, oflags & ~(O_CREAT | O_EXCL));
+		if (rc < 0) {
+			free(p);
+			goto out_close;
+		}
+	}
 	*out = &p->base;
 	return 0;
 

@@ -33,6 +33,16 @@ static ssize_t raw_pwrite(vhd_disk *d, const void *buf, size_t len,
 	return (ssize_t)len;
 }
 
+/* The disk is the file. */
+static uint64_t raw_map(vhd_disk *d, uint64_t off, uint64_t len, bool write,
+			uint64_t *pos)
+{
+	(void)d;
+	(void)write;
+	*pos = off;
+	return len;
+}
+
 static int raw_flush(vhd_disk *d)
 {
 	int rc = d->io->ops->flush(d->io);
@@ -190,6 +200,7 @@ static const struct vhd_format_ops raw_ops = {
 	.info = raw_info,
 	.close = raw_close,
 	.resize = raw_resize,
+	.map = raw_map,
 };
 
 int raw_open(vhd_disk *d)

@@ -177,6 +177,30 @@ static int write_block(vhd_disk *d, uint32_t block, const uint8_t *buf,
 	return rc;
 }
 
+/* Sparse disks: the part of the range inside its first block, when that
+ * block is allocated and every touched sector is present (the same test as
+ * write_block's direct case, so a direct write changes no bitmap). */
+static uint64_t sparse_map(vhd_disk *d, uint64_t off, uint64_t len, bool write,
+			   uint64_t *pos)
+{
+	struct vhd_image *v = IMG(d);
+	uint32_t block = (uint32_t)(off >> v->block_shift);
+	uint32_t boff = (uint32_t)(off & (v->block_size - 1));
+	uint64_t n = len < v->block_size - boff ? len : v->block_size - boff;
+	uint32_t entry = bat_get(v, block);
+	uint8_t *bm;
+
+	(void)write;
+	if (entry == VHD_BAT_UNUSED || vhd_get_bitmap(d, block, &bm) < 0)
+		return 0;
+	if (bm != BITMAP_FULL &&
+	    !vhd_bits_all_set(bm, boff / VHD_SECTOR,
+			      (uint32_t)((boff + n + VHD_SECTOR - 1) / VHD_SECTOR)))
+		return 0;
+	*pos = block_data_off(v, entry) + boff;
+	return n;
+}
+
 static ssize_t sparse_pwrite(vhd_disk *d, const void *buf, size_t len,
 			     uint64_t off)
 {
@@ -444,6 +468,16 @@ static ssize_t fixed_pwrite(vhd_disk *d, const void *buf, size_t len,
 	return rc < 0 ? rc : (ssize_t)len;
 }
 
+/* Fixed disks: the data is the file's first `size` bytes. */
+static uint64_t fixed_map(vhd_disk *d, uint64_t off, uint64_t len, bool write,
+			  uint64_t *pos)
+{
+	(void)d;
+	(void)write;
+	*pos = off;
+	return len;
+}
+
 static int fixed_flush(vhd_disk *d)
 {
 	int rc = d->io->ops->flush(d->io);
@@ -503,6 +537,7 @@ const struct vhd_format_ops vhd_fixed_ops = {
 	.close = fixed_close,
 	.abandon = vhd_abandon,
 	.resize = vhd_image_resize,
+	.map = fixed_map,
 };
 
 const struct vhd_format_ops vhd_sparse_ops = {
@@ -518,4 +553,5 @@ const struct vhd_format_ops vhd_sparse_ops = {
 	.close = vhd_meta_close,
 	.abandon = vhd_abandon,
 	.resize = vhd_image_resize,
+	.map = sparse_map,
 };

@@ -200,6 +200,27 @@ static int write_block(vhd_disk *d, uint64_t block, const uint8_t *buf,
 	return write_partial(d, block, e, buf, boff, n);
 }
 
+/* The part of the range inside its first block when that block is
+ * FULLY_PRESENT (fixed VHDX blocks always are).  A write first opens the
+ * write session (the header's new DataWriteGuid), as x_pwrite does. */
+static uint64_t x_map(vhd_disk *d, uint64_t off, uint64_t len, bool write,
+		      uint64_t *pos)
+{
+	struct vhdx_image *x = XIMG(d);
+	uint64_t block = off >> x->block_shift;
+	uint32_t boff = (uint32_t)(off & (x->block_size - 1));
+	uint64_t n = len < x->block_size - boff ? len : x->block_size - boff;
+	uint64_t e;
+
+	if (write && vhdx_begin_session(d) < 0)
+		return 0;
+	e = vhdx_bat_get(x, vhdx_payload_index(x, block));
+	if (vhdx_bat_state(e) != VHDX_PAYLOAD_FULLY_PRESENT)
+		return 0;
+	*pos = vhdx_bat_offset(e) + boff;
+	return n;
+}
+
 static ssize_t x_pwrite(vhd_disk *d, const void *buf, size_t len, uint64_t off)
 {
 	struct vhdx_image *x = XIMG(d);
@@ -445,4 +466,5 @@ const struct vhd_format_ops vhdx_ops = {
 	.abandon = x_abandon,
 	.has_parent = x_has_parent,
 	.resize = vhdx_resize,
+	.map = x_map,
 };

@@ -246,6 +246,14 @@ static void blk_close(struct vhd_io *io)
 	free(b);
 }
 
+/* The device is always open with O_DIRECT: the kernel needs offsets,
+ * lengths and buffers aligned to the logical sector. */
+static int blk_aio_fd(struct vhd_io *io, unsigned *align)
+{
+	*align = B(io)->ls;
+	return B(io)->fd;
+}
+
 static const struct vhd_io_ops blk_ops = {
 	.pread = blk_pread,
 	.pwrite = blk_pwrite,
@@ -256,6 +264,7 @@ static const struct vhd_io_ops blk_ops = {
 	.punch = blk_punch,
 	.discard = blk_discard,
 	.identity = blk_identity,
+	.aio_fd = blk_aio_fd,
 };
 
 int pt_open(const char *dev, unsigned flags, vhd_disk **out)

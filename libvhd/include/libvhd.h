@@ -113,6 +113,11 @@ struct vhd_io_ops {
 	/* optional: advisory deallocation (may leave any content); without
 	 * it, discards use punch */
 	int (*discard)(struct vhd_io *io, uint64_t off, uint64_t len);
+	/* optional: a file descriptor that the asynchronous path (vhd_aio_*)
+	 * may hand to the kernel directly (libaio), with *@align the O_DIRECT
+	 * alignment of offsets, lengths and buffers (0: buffered); -ENOTSUP
+	 * when the backend's I/O must go through its ops */
+	int (*aio_fd)(struct vhd_io *io, unsigned *align);
 };
 
 struct vhd_io {
@@ -242,6 +247,64 @@ VHD_API int vhd_zero(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags);
 /** Start reading [off, off+len) of the chain into the page cache, without
  *  waiting (advisory; NBD's cache command, convert's read-ahead). */
 VHD_API int vhd_prefetch(vhd_disk *d, uint64_t off, uint64_t len);
+
+/* ---- asynchronous I/O ----
+ * A queue of requests in flight on one disk, for event-driven callers (the
+ * VMM's virtio queues, convert --direct).  A request whose range is stored
+ * contiguously in a file that the kernel can serve (raw files, fixed disks,
+ * allocated blocks of dynamic and differencing VHD/VHDX, block devices) is
+ * submitted to the kernel with libaio and completes later; anything else
+ * (allocation, partial sectors, reads from parents, discard, zero) runs
+ * synchronously inside vhd_aio_submit and completes at once.  Either way the
+ * caller sees one interface: submit, then reap completions.
+ *
+ * A queue is used by one thread at a time.  The disk handle may be used by
+ * other queues and by the synchronous calls at the same time.  Overlapping
+ * requests in flight at once have no defined order (as on any disk); a FLUSH
+ * waits for every request submitted before it, then makes them durable.
+ */
+typedef struct vhd_aioq vhd_aioq;
+
+enum vhd_aio_op {
+	VHD_AIO_READ = 0,
+	VHD_AIO_WRITE = 1,
+	VHD_AIO_FLUSH = 2,
+	VHD_AIO_DISCARD = 3,
+	VHD_AIO_ZERO = 4,		/* flags: VHD_ZERO_* */
+};
+
+struct iovec;
+
+struct vhd_aio {
+	enum vhd_aio_op op;
+	const struct iovec *iov;	/* READ/WRITE: the buffers (borrowed
+					   until completion) */
+	int iovcnt;
+	uint64_t offset;		/* bytes */
+	uint64_t length;		/* DISCARD/ZERO (READ/WRITE: ignored) */
+	unsigned flags;
+	void *opaque;			/* the caller's */
+	ssize_t result;			/* on completion: bytes or -errno */
+	uint64_t priv_[2];		/* library-private */
+};
+
+/** A queue for up to @depth requests in flight (1..1024). */
+VHD_API int vhd_aioq_new(vhd_disk *d, unsigned depth, vhd_aioq **out);
+/** An eventfd that is readable while completions are waiting to be reaped
+ *  (for poll/epoll loops); vhd_aio_reap resets it. */
+VHD_API int vhd_aioq_eventfd(const vhd_aioq *q);
+/** Submit @n requests.  Returns the number accepted (fewer when the queue is
+ *  full) or -errno; a request's own failure is reported in its result. */
+VHD_API int vhd_aio_submit(vhd_aioq *q, struct vhd_aio *const *reqs, unsigned n);
+/** Collect up to @max completed requests into @done, waiting until at least
+ *  @min have completed.  Returns the count or -errno. */
+VHD_API int vhd_aio_reap(vhd_aioq *q, struct vhd_aio **done, unsigned min,
+			 unsigned max);
+/** Requests submitted and not yet reaped. */
+VHD_API unsigned vhd_aioq_inflight(const vhd_aioq *q);
+/** Wait for every request in flight, then free the queue (their completions
+ *  are dropped). */
+VHD_API void vhd_aioq_free(vhd_aioq *q);
 
 /* ---- extents ---- */
 enum vhd_extent_type {
