@@ -3,13 +3,17 @@
 #   raw -> dynamic VHD   vhdtool convert -q -O vhd   vs  qemu-img convert -f raw -O vpc
 #                        vs  cp --sparse=always (the copy a user could do instead)
 #                        for the sparse source (holes) and the dense one (written zeros)
+#   raw -> dynamic VHDX  vhdtool convert -q -O vhdx  vs  qemu-img convert -f raw -O vhdx
+#                        vs  cp --sparse=always (sparse source)
+#   raw -> VHD, direct   vhdtool convert -q --direct vs  qemu-img convert -t none -O vpc
+#                        (both bypass the page cache; sparse and dense sources)
 #   VHD -> raw           vhdtool convert -q -O raw   vs  qemu-img convert -f vpc -O raw
 #                        (source: work/pristine.vhd, made by qemu-img)
 # Each timed run: rm the output, sync + drop the page cache (cold source), run
 # the command, `sync OUTPUT` (for every case, although vhdtool syncs itself),
 # stop the clock.  MB/s = virtual disk bytes / seconds / 1e6.
 #
-# Env: RUNS, JOBS (subset of "raw2vhd-sparse raw2vhd-dense vhd2raw"),
+# Env: RUNS, JOBS (subset of the default list below),
 #      CASES (subset of "vhdtool qemu-img cp-sparse"; the first is the
 #      subject of the ratios), VERIFY=1 checks every output of run 1
 #      (untimed: qemu-img compare with the source, vhdtool check on VHDs),
@@ -19,7 +23,7 @@ need qemu-img bc
 need_vhdkit tool
 "$BENCH/mkdata.sh"
 
-: "${JOBS:=raw2vhd-sparse raw2vhd-dense vhd2raw}"
+: "${JOBS:=raw2vhd-sparse raw2vhd-dense raw2vhdx-sparse raw2vhd-sparse-direct raw2vhd-dense-direct vhd2raw}"
 : "${CASES:=vhdtool qemu-img cp-sparse}"
 : "${VERIFY:=1}"
 OUTTSV="$RESULTS/convert.tsv"
@@ -37,12 +41,18 @@ OUT="$WORK/conv-out"
 case_cmd() {
     local job=$1 c=$2
     case $job in
-        raw2vhd-sparse) SRC="$WORK/src.raw";;
-        raw2vhd-dense)  SRC="$WORK/src-dense.raw";;
+        raw2vhd-sparse|raw2vhdx-sparse|raw2vhd-sparse-direct) SRC="$WORK/src.raw";;
+        raw2vhd-dense|raw2vhd-dense-direct) SRC="$WORK/src-dense.raw";;
         vhd2raw)        SRC="$VHD";;
         *) die "unknown convert job $job";;
     esac
     case $job:$c in
+        raw2vhd-*-direct:vhdtool)   CMD=("$VHDTOOL" convert -q --direct -O vhd "$SRC" "$OUT");;
+        raw2vhd-*-direct:qemu-img)  CMD=(qemu-img convert -t none -f raw -O vpc $VPC_OPTS "$SRC" "$OUT");;
+        raw2vhd-*-direct:cp-sparse) return 1;;
+        raw2vhdx-*:vhdtool)  CMD=("$VHDTOOL" convert -q -O vhdx "$SRC" "$OUT");;
+        raw2vhdx-*:qemu-img) CMD=(qemu-img convert -f raw -O vhdx "$SRC" "$OUT");;
+        raw2vhdx-*:cp-sparse) CMD=(cp --sparse=always "$SRC" "$OUT");;
         raw2vhd-*:vhdtool)   CMD=("$VHDTOOL" convert -q -O vhd "$SRC" "$OUT");;
         raw2vhd-*:qemu-img)  CMD=(qemu-img convert -f raw -O vpc $VPC_OPTS "$SRC" "$OUT");;
         raw2vhd-*:cp-sparse) CMD=(cp --sparse=always "$SRC" "$OUT");;
@@ -55,9 +65,10 @@ case_cmd() {
 
 verify_out() {    # verify_out JOB CASE: the output holds the source's data
     local job=$1 c=$2 ofmt=raw sfmt=raw ok=1
-    case $job in raw2vhd-*) [[ $c == cp-sparse ]] || ofmt=vpc;; vhd2raw) sfmt=vpc;; esac
+    case $job in raw2vhd-*) [[ $c == cp-sparse ]] || ofmt=vpc;;
+                 raw2vhdx-*) [[ $c == cp-sparse ]] || ofmt=vhdx;; vhd2raw) sfmt=vpc;; esac
     qemu-img compare -q -f "$sfmt" -F "$ofmt" "$SRC" "$OUT" || ok=0
-    if [[ $ofmt == vpc ]] && ! "$VHDTOOL" check "$OUT" >"$RUN_DIR/check.out" 2>&1; then
+    if [[ $ofmt != raw ]] && ! "$VHDTOOL" check "$OUT" >"$RUN_DIR/check.out" 2>&1; then
         ok=0; cat "$RUN_DIR/check.out" >&2
     fi
     if [[ $ok == 1 ]]; then log "  verify $job $c: identical"

@@ -16,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "disk.h"
 
 #define CHUNK (256u << 10)
+#define CHUNK_DIRECT (1024u << 10)	/* O_DIRECT: fewer, larger requests */
 #define ZERO_GRAIN 4096u
 #define READ_AHEAD (32u << 20)	/* prefetch window ahead of the copy */
 
@@ -35,6 +37,7 @@ struct copy_job {
 	vhd_disk *src, *dst;
 	const struct vhd_convert_opts *o;
 	uint32_t zero_grain;	/* granularity of zero skipping inside chunks */
+	uint32_t chunk;		/* CHUNK or CHUNK_DIRECT */
 	uint64_t done;		/* atomic: bytes handled */
 	uint64_t total;
 	uint64_t prefetched;	/* source prefetched up to here (producer) */
@@ -90,45 +93,128 @@ static void set_error(struct copy_job *j, int rc)
 	pthread_mutex_unlock(&j->lock);
 }
 
+/* Next chunk to copy; false when there is none (finished or failed). */
+static bool take_chunk(struct copy_job *j, struct chunk *c)
+{
+	bool got = false;
+
+	pthread_mutex_lock(&j->lock);
+	while (!j->count && !j->finished && !j->error)
+		pthread_cond_wait(&j->can_take, &j->lock);
+	if (!j->error && j->count) {
+		*c = j->q[j->head];
+		j->head = (j->head + 1) % QUEUE;
+		j->count--;
+		pthread_cond_signal(&j->can_put);
+		got = true;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return got;
+}
+
+static int finish_chunk(struct copy_job *j, const uint8_t *buf, const struct chunk *c,
+			ssize_t rd)
+{
+	int rc;
+
+	if (rd < 0)
+		return disk_error(j->dst, (int)rd, "reading source: %s",
+				  vhd_errmsg(j->src));
+	rc = write_nonzero(j, buf, c->len, c->off);
+	if (rc < 0)
+		return rc;
+	__atomic_add_fetch(&j->done, c->len, __ATOMIC_RELAXED);
+	return 0;
+}
+
 static void *worker(void *opaque)
 {
 	struct copy_job *j = opaque;
-	uint8_t *buf = aligned_alloc(4096, CHUNK);
+	uint8_t *buf = aligned_alloc(4096, j->chunk);
 	struct chunk c;
-	int rc;
+	int rc = 0;
 
 	if (!buf) {
 		set_error(j, -ENOMEM);
 		return NULL;
 	}
-	for (;;) {
-		pthread_mutex_lock(&j->lock);
-		while (!j->count && !j->finished && !j->error)
-			pthread_cond_wait(&j->can_take, &j->lock);
-		if (j->error || !j->count) {
-			pthread_mutex_unlock(&j->lock);
-			break;
-		}
-		c = j->q[j->head];
-		j->head = (j->head + 1) % QUEUE;
-		j->count--;
-		pthread_cond_signal(&j->can_put);
-		pthread_mutex_unlock(&j->lock);
-
-		rc = (int)vhd_pread(j->src, buf, c.len, c.off);
-		if (rc < 0) {
-			set_error(j, disk_error(j->dst, rc, "reading source: %s",
-						vhd_errmsg(j->src)));
-			break;
-		}
-		rc = write_nonzero(j, buf, c.len, c.off);
-		if (rc < 0) {
-			set_error(j, rc);
-			break;
-		}
-		__atomic_add_fetch(&j->done, c.len, __ATOMIC_RELAXED);
-	}
+	while (rc == 0 && take_chunk(j, &c))
+		rc = finish_chunk(j, buf, &c, vhd_pread(j->src, buf, c.len, c.off));
+	if (rc < 0)
+		set_error(j, rc);
 	free(buf);
+	return NULL;
+}
+
+/*
+ * The --direct worker: O_DIRECT reads bypass the page cache, so nothing
+ * reads ahead for us.  Each worker keeps its next chunk's read in flight
+ * (vhd_aio, libaio where the source maps straight to its file) while it
+ * scans and writes the current one.
+ */
+struct pending {
+	struct vhd_aio a;
+	struct iovec iov;
+	struct chunk c;
+	uint8_t *buf;
+	bool done;
+};
+
+static int start_read(vhd_aioq *q, struct pending *p, const struct chunk *c)
+{
+	struct vhd_aio *r = &p->a;
+
+	p->c = *c;
+	p->done = false;
+	p->iov = (struct iovec){ p->buf, c->len };
+	p->a = (struct vhd_aio){ .op = VHD_AIO_READ, .iov = &p->iov, .iovcnt = 1,
+				 .offset = c->off, .opaque = p };
+	return vhd_aio_submit(q, &r, 1) == 1 ? 0 : -EAGAIN;
+}
+
+static int wait_read(vhd_aioq *q, struct pending *p)
+{
+	struct vhd_aio *done[2];
+
+	while (!p->done) {
+		int n = vhd_aio_reap(q, done, 1, 2);
+		if (n < 0)
+			return n;
+		for (int i = 0; i < n; i++)
+			((struct pending *)done[i]->opaque)->done = true;
+	}
+	return 0;
+}
+
+static void *direct_worker(void *opaque)
+{
+	struct copy_job *j = opaque;
+	struct pending p[2] = { { .buf = aligned_alloc(4096, j->chunk) },
+				{ .buf = aligned_alloc(4096, j->chunk) } };
+	struct chunk c;
+	vhd_aioq *q = NULL;
+	int cur = 0, rc;
+	bool have;
+
+	rc = !p[0].buf || !p[1].buf ? -ENOMEM : vhd_aioq_new(j->src, 2, &q);
+	have = rc == 0 && take_chunk(j, &c);
+	if (have)
+		rc = start_read(q, &p[cur], &c);
+	while (rc == 0 && have) {
+		have = take_chunk(j, &c);
+		if (have)
+			rc = start_read(q, &p[!cur], &c);
+		if (rc == 0)
+			rc = wait_read(q, &p[cur]);
+		if (rc == 0)
+			rc = finish_chunk(j, p[cur].buf, &p[cur].c, p[cur].a.result);
+		cur = !cur;
+	}
+	if (rc < 0)
+		set_error(j, rc);
+	vhd_aioq_free(q);
+	free(p[0].buf);
+	free(p[1].buf);
 	return NULL;
 }
 
@@ -145,13 +231,13 @@ static int report(struct copy_job *j)
 static int queue_range(struct copy_job *j, uint64_t off, uint64_t len)
 {
 	while (len) {
-		uint64_t room = CHUNK - (off % CHUNK);
+		uint64_t room = j->chunk - (off % j->chunk);
 		uint32_t n = (uint32_t)(len < room ? len : room);
 		int rc;
 
 		if (j->prefetched < off)
 			j->prefetched = off;
-		if (j->prefetched < off + READ_AHEAD / 2) {
+		if (!j->o->direct && j->prefetched < off + READ_AHEAD / 2) {
 			vhd_prefetch(j->src, j->prefetched, READ_AHEAD);
 			j->prefetched += READ_AHEAD;
 		}
@@ -197,7 +283,7 @@ static int parallel_copy(struct copy_job *j)
 	pthread_cond_init(&j->can_put, NULL);
 	pthread_cond_init(&j->can_take, NULL);
 	for (; n < WORKERS; n++)
-		if (pthread_create(&t[n], NULL, worker, j) != 0)
+		if (pthread_create(&t[n], NULL, j->o->direct ? direct_worker : worker, j) != 0)
 			break;
 	rc = n ? vhd_extents(j->src, 0, j->src->size, copy_extent, j) : -EAGAIN;
 	if (rc)
@@ -255,6 +341,7 @@ int vhd_convert(vhd_disk *src, const char *dst_path,
 		return rc;
 	}
 	j.zero_grain = ZERO_GRAIN;
+	j.chunk = o->direct ? CHUNK_DIRECT : CHUNK;
 	rc = parallel_copy(&j);
 	if (rc == 0)
 		rc = vhd_flush(j.dst);

@@ -15,12 +15,14 @@ const struct verb verb_convert = {
 	"convert", run, "copy an image into a new raw file or VHD (chains flattened)",
 	"[-f raw|vhd|vhdx|qcow2|vmdk] [-O raw|vhd|vhdx] [--type fixed|dynamic]\n"
 	"       [--block-size SIZE]\n"
-	"       [-p] [-q] [--json] [--no-sparse] [--keep-partial] SRC DST\n"
+	"       [-p] [-q] [--json] [--no-sparse] [--keep-partial] [--direct] SRC DST\n"
 	"  The source format is detected from its content (-f forces one).\n"
 	"  The output format is -O, else DST's extension (.vhd/.avhd, .vhdx/.avhdx,\n"
 	"  .img/.raw).\n"
 	"  All-zero blocks stay unallocated in dynamic outputs and holes in raw.\n"
-	"  On failure the partial output is removed, or kept with --keep-partial.",
+	"  On failure the partial output is removed, or kept with --keep-partial.\n"
+	"  --direct bypasses the page cache (O_DIRECT) on both sides, with reads\n"
+	"  kept in flight by asynchronous I/O.",
 };
 
 static int output_format(const char *path, enum vhd_format *f)
@@ -50,6 +52,7 @@ static int run(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-sparse", no_argument, NULL, 'S' },
 		{ "keep-partial", no_argument, NULL, 'K' },
+		{ "direct", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vhd_convert_opts co = { .sparse_zeros = 1 };
@@ -87,6 +90,7 @@ static int run(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'S': co.sparse_zeros = 0; break;
 		case 'K': co.keep_partial = 1; break;
+		case 'D': co.direct = 1; break;
 		default: return bad_option(&verb_convert, argv);
 		}
 	}
@@ -97,7 +101,7 @@ static int run(int argc, char **argv)
 				   "cannot tell the output format from '%s'; give -O",
 				   argv[optind + 1]);
 	co.out.format = outfmt;
-	if (open_disk(argv[optind], 0, &oo, &src) < 0)
+	if (open_disk(argv[optind], co.direct ? VHD_OPEN_DIRECT : 0, &oo, &src) < 0)
 		return EXIT_FAIL;
 	progress_init(&prog, want_progress && !quiet, "converting");
 	co.progress = progress_update;
