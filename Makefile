@@ -25,6 +25,7 @@ include passthrough/module.mk
 include vhdtool/module.mk
 include nbd-plugin/module.mk
 include tests/module.mk
+include bench/module.mk
 
 all: $(LIBVHD_A) $(LIBVHD_SO) $(PT_A) $(BINS) $(PLUGINS) libvhd/libvhd.pc
 
@@ -34,7 +35,7 @@ check: all $(TEST_BINS)
 demo: all
 	@tests/demo.sh
 
-bench: all
+bench: all $(BENCH_BINS)
 	@bench/run.sh
 
 # No module includes a sibling's private headers: libvhd only its own files;

@@ -45,4 +45,9 @@ for f in "$RESULTS"/fuse*.tsv; do
     commands "$t"
     problems "$RESULTS/$t.check"
 done
+if [[ -f $RESULTS/passthrough.tsv ]]; then
+    echo; echo "## passthrough: a loop device through libvhd's async path (bench/aiobench) vs fio libaio direct=1 ($(params passthrough))"
+    "$S" passthrough vhdkit-aio
+    commands passthrough
+fi
 exit 0
