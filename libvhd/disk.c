@@ -366,6 +366,28 @@ ssize_t vhd_pwrite(vhd_disk *d, const void *buf, size_t len, uint64_t off)
 	return d->ops->pwrite(d, buf, len, off);
 }
 
+int64_t vhd_map_file(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags,
+		     int *fd, uint64_t *pos)
+{
+	bool write = flags & VHD_MAP_WRITE;
+	uint64_t n, fsize;
+	unsigned align = 0;
+	int rc = check_range(d, off, len, write);
+
+	if (rc < 0)
+		return rc;
+	if (len == 0 || !d->ops->map || !d->io->ops->aio_fd)
+		return 0;
+	*fd = d->io->ops->aio_fd(d->io, &align);
+	if (*fd < 0 || align)
+		return 0;
+	n = d->ops->map(d, off, len, write, pos);
+	/* A raw file may be shorter than the disk: only bytes it has. */
+	if (n && (io_size(d->io, &fsize) < 0 || *pos + n > fsize))
+		return 0;
+	return (int64_t)n;
+}
+
 int vhd_flush(vhd_disk *d)
 {
 	if (d->read_only)

@@ -154,6 +154,14 @@ static void *m_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->negative_timeout = 3600;
 	conn->max_write = 1 << 20;
 	conn->max_readahead = 1 << 20;
+	/* Data stored as it is in the image file moves between it and
+	 * /dev/fuse through a pipe (splice), never through our memory. */
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
 	return s;
 }
 
@@ -226,6 +234,52 @@ static int m_read(const char *path, char *buf, size_t size, off_t off,
 	return n < 0 ? -EIO : (int)n;
 }
 
+/*
+ * Reads: a range stored contiguously in the image file is answered with a
+ * buffer that names the file and offset, which libfuse splices to the
+ * kernel; anything else is read into memory.
+ */
+static int m_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
+		      off_t off, struct fuse_file_info *fi)
+{
+	vhd_disk *d = state()->disk;
+	uint64_t dsize = vhd_size(d), pos;
+	struct fuse_bufvec *bv;
+	int64_t run;
+	int fd, rc;
+
+	if ((uint64_t)off >= dsize)
+		size = 0;
+	else if (size > dsize - (uint64_t)off)
+		size = (size_t)(dsize - (uint64_t)off);
+	bv = malloc(sizeof(*bv));
+	if (!bv)
+		return -ENOMEM;
+	*bv = FUSE_BUFVEC_INIT(size);
+	run = size ? vhd_map_file(d, (uint64_t)off, size, 0, &fd, &pos) : 0;
+	if (run == (int64_t)size && size) {
+		bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
+		bv->buf[0].fd = fd;
+		bv->buf[0].pos = (off_t)pos;
+		*bufp = bv;
+		return 0;
+	}
+	bv->buf[0].mem = malloc(size ? size : 1);
+	if (!bv->buf[0].mem) {
+		free(bv);
+		return -ENOMEM;
+	}
+	rc = m_read(path, bv->buf[0].mem, size, off, fi);
+	if (rc < 0) {
+		free(bv->buf[0].mem);
+		free(bv);
+		return rc;
+	}
+	bv->buf[0].size = (size_t)rc;
+	*bufp = bv;
+	return 0;
+}
+
 static int lib_errno(int rc)
 {
 	if (rc <= -VHD_E_BASE)
@@ -246,6 +300,45 @@ static int m_write(const char *path, const char *buf, size_t size, off_t off,
 		size = (size_t)(dsize - (uint64_t)off);
 	n = vhd_pwrite(d, buf, size, (uint64_t)off);
 	return n < 0 ? lib_errno((int)n) : (int)n;
+}
+
+/* Writes: spliced straight into the image file when the range is stored
+ * there already (an allocated block being overwritten, a raw or fixed
+ * disk); otherwise copied into memory and written through libvhd. */
+static int m_write_buf(const char *path, struct fuse_bufvec *src, off_t off,
+		       struct fuse_file_info *fi)
+{
+	vhd_disk *d = state()->disk;
+	size_t size = fuse_buf_size(src);
+	uint64_t dsize = vhd_size(d), pos;
+	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+	ssize_t n;
+	int64_t run;
+	int fd;
+
+	if ((uint64_t)off >= dsize)
+		return -ENOSPC;
+	if (size > dsize - (uint64_t)off)
+		size = (size_t)(dsize - (uint64_t)off);
+	dst.buf[0].size = size;
+	run = vhd_map_file(d, (uint64_t)off, size, VHD_MAP_WRITE, &fd, &pos);
+	if (run < 0)
+		return lib_errno((int)run);
+	if (run == (int64_t)size) {
+		dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
+		dst.buf[0].fd = fd;
+		dst.buf[0].pos = (off_t)pos;
+		n = fuse_buf_copy(&dst, src, 0);
+		return n < 0 ? (int)n : (int)n;
+	}
+	dst.buf[0].mem = malloc(size ? size : 1);
+	if (!dst.buf[0].mem)
+		return -ENOMEM;
+	n = fuse_buf_copy(&dst, src, FUSE_BUF_NO_SPLICE);
+	if (n >= 0)
+		n = m_write(path, dst.buf[0].mem, (size_t)n, off, fi);
+	free(dst.buf[0].mem);
+	return (int)n;
 }
 
 static int m_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -329,7 +422,9 @@ static const struct fuse_operations mount_ops = {
 	.readdir = m_readdir,
 	.open = m_open,
 	.read = m_read,
+	.read_buf = m_read_buf,
 	.write = m_write,
+	.write_buf = m_write_buf,
 	.fsync = m_fsync,
 	.truncate = m_truncate,
 	.fallocate = m_fallocate,

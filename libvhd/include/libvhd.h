@@ -248,6 +248,19 @@ VHD_API int vhd_zero(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags);
  *  waiting (advisory; NBD's cache command, convert's read-ahead). */
 VHD_API int vhd_prefetch(vhd_disk *d, uint64_t off, uint64_t len);
 
+/* vhd_map_file flags */
+#define VHD_MAP_WRITE 0x1	/* the run will be overwritten in place */
+
+/** Zero-copy helper (splice, copy_file_range): when [off, off+len) of @d's
+ *  own layer starts with a run stored as it is in the image file, readable
+ *  (or, VHD_MAP_WRITE, overwritable) there with plain buffered I/O and no
+ *  metadata change, set *@fd (owned by the handle) and *@pos and return the
+ *  run's length (<= len).  Returns 0 when the range must go through
+ *  vhd_pread/vhd_pwrite (parents, unallocated or partial blocks, O_DIRECT
+ *  handles), or -errno. */
+VHD_API int64_t vhd_map_file(vhd_disk *d, uint64_t off, uint64_t len,
+			     unsigned flags, int *fd, uint64_t *pos);
+
 /* ---- asynchronous I/O ----
  * A queue of requests in flight on one disk, for event-driven callers (the
  * VMM's virtio queues, convert --direct).  A request whose range is stored
