@@ -15,11 +15,16 @@ cleanup() {
 	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
 }
 trap 'cleanup; rm -rf "$T"' EXIT
-attach() { local l; l=$(losetup -f --show "$@") || skip "cannot attach a loop device"; LOOPS+=("$l"); echo "$l"; }
+# attach VAR LOSETUP-ARGS...: sets VAR (no subshell, so cleanup sees LOOPS)
+attach() {
+	local var=$1 l; shift
+	l=$(losetup -f --show "$@") || skip "cannot attach a loop device"
+	LOOPS+=("$l"); printf -v "$var" %s "$l"
+}
 
 # 1. mounted: refused with the mount point named, by every entry point.
 truncate -s 64M fs.img
-L=$(attach fs.img)
+attach L fs.img
 mkfs.ext4 -q "$L"
 mkdir -p mnt
 mount "$L" mnt || skip "cannot mount ext4 here"
@@ -34,7 +39,7 @@ umount mnt
 
 # 2. exported over NBD, fio writes with verification, read back on the host.
 truncate -s 64M data.img
-L2=$(attach data.img)
+attach L2 data.img
 nbdkit -U - "$PLUGIN" device="$L2" --run "
 	fio --name=pt --ioengine=nbd --uri=\"\$uri\" --rw=randwrite --bs=4k --iodepth=8 \
 	    --size=32M --verify=crc32c --do_verify=1 --randrepeat=1 --output-format=terse >fio.out 2>&1
@@ -49,7 +54,7 @@ fio --name=pt --filename=data.img --rw=randwrite --bs=4k --size=32M --verify=crc
 truncate -s 16M s4k.img
 head -c 16M /dev/urandom > s4k.img
 cp s4k.img mirror.img
-L3=$(attach --sector-size 4096 s4k.img)
+attach L3 --sector-size 4096 s4k.img
 "$VHDTOOL" disks | grep -q "^$L3 .* 4096  4096" || die "4K sector size not reported"
 for spec in "1 100" "4095 2" "4096 4096" "5000 9000" "12287 70001"; do
 	set -- $spec
@@ -73,7 +78,7 @@ cmp -n 100 <("$VHDTOOL" read --offset 0 --length 100 "$L3") <(head -c 100 mirror
 
 # 5. a read-only device refuses writes with EROFS.
 truncate -s 8M ro.img
-L4=$(attach -r ro.img)
+attach L4 -r ro.img
 before=$(sum ro.img)
 echo hello > small
 expect_fail "$VHDTOOL" write "$L4" small
