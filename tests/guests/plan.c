@@ -15,7 +15,9 @@ static void add(struct builder *b, uint8_t op, uint8_t gen, uint64_t off, uint64
 {
 	uint64_t size = b->d->size / b->d->blk * b->d->blk;
 
-	if (b->n == PLAN_MAX || len == 0 || off + len > size || off % b->d->blk || len % b->d->blk)
+	/* off > size catches "size - 3 * B" on a disk of fewer than 3 blocks. */
+	if (b->n == PLAN_MAX || len == 0 || off > size || len > size - off || off % b->d->blk ||
+	    len % b->d->blk)
 		return;
 	b->s[b->n++] = (struct plan_step){ .op = op, .gen = gen, .odd = odd, .segs = segs,
 					   .reqs = reqs, .off = off, .len = len, .what = what };
