@@ -81,7 +81,7 @@ int blk_poll(struct blk *b);
 int blk_wait(struct blk *b, int slot, uint64_t timeout_us);
 /* submit + kick + wait with the default timeout. */
 int blk_io(struct blk *b, uint32_t type, uint64_t sector, const struct vbuf *data, int n);
-/* Releases a slot that will never complete (after a device reset). */
+/* Marks every slot free: after a reset, nothing in flight will complete. */
 void blk_forget_all(struct blk *b);
 
 /* Splits [buf, buf + len) into at most nseg buffers: on 512-byte
