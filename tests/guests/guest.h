@@ -13,21 +13,86 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- port I/O (IOPL 3 lets CPL3 use these; cpu.c emulates them if not) */
-static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "d"(port)); }
-static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "d"(port)); }
-static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "d"(port)); }
-static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "d"(port)); return v; }
-static inline uint16_t inw(uint16_t port) { uint16_t v; __asm__ volatile("inw %1, %0" : "=a"(v) : "d"(port)); return v; }
-static inline uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "d"(port)); return v; }
+/* ---- port I/O (IOPL 3 lets CPL3 use these; cpu.c emulates them if not).
+ * Always the DX forms, which cpu.c's emulation decodes. */
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "d"(port));
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "d"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "d"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "d"(port));
+	return v;
+}
+
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "d"(port));
+	return v;
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "d"(port));
+	return v;
+}
 
 /* ---- MMIO: single plain MOVs, which every VMM's instruction decoder knows */
-static inline uint8_t mmio_read8(uint64_t a) { uint8_t v; __asm__ volatile("movb (%1), %0" : "=q"(v) : "r"(a) : "memory"); return v; }
-static inline uint16_t mmio_read16(uint64_t a) { uint16_t v; __asm__ volatile("movw (%1), %0" : "=r"(v) : "r"(a) : "memory"); return v; }
-static inline uint32_t mmio_read32(uint64_t a) { uint32_t v; __asm__ volatile("movl (%1), %0" : "=r"(v) : "r"(a) : "memory"); return v; }
-static inline void mmio_write8(uint64_t a, uint8_t v) { __asm__ volatile("movb %0, (%1)" : : "q"(v), "r"(a) : "memory"); }
-static inline void mmio_write16(uint64_t a, uint16_t v) { __asm__ volatile("movw %0, (%1)" : : "r"(v), "r"(a) : "memory"); }
-static inline void mmio_write32(uint64_t a, uint32_t v) { __asm__ volatile("movl %0, (%1)" : : "r"(v), "r"(a) : "memory"); }
+static inline uint8_t mmio_read8(uint64_t a)
+{
+	uint8_t v;
+
+	__asm__ volatile("movb (%1), %0" : "=q"(v) : "r"(a) : "memory");
+	return v;
+}
+
+static inline uint16_t mmio_read16(uint64_t a)
+{
+	uint16_t v;
+
+	__asm__ volatile("movw (%1), %0" : "=r"(v) : "r"(a) : "memory");
+	return v;
+}
+
+static inline uint32_t mmio_read32(uint64_t a)
+{
+	uint32_t v;
+
+	__asm__ volatile("movl (%1), %0" : "=r"(v) : "r"(a) : "memory");
+	return v;
+}
+
+static inline void mmio_write8(uint64_t a, uint8_t v)
+{
+	__asm__ volatile("movb %0, (%1)" : : "q"(v), "r"(a) : "memory");
+}
+
+static inline void mmio_write16(uint64_t a, uint16_t v)
+{
+	__asm__ volatile("movw %0, (%1)" : : "r"(v), "r"(a) : "memory");
+}
+
+static inline void mmio_write32(uint64_t a, uint32_t v)
+{
+	__asm__ volatile("movl %0, (%1)" : : "r"(v), "r"(a) : "memory");
+}
 
 /* Orders our ring stores before the device sees them (x86 keeps stores in
  * order; this stops the compiler from moving them). */

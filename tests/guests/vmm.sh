@@ -32,7 +32,8 @@ guest_requires() {
 	[ -x "$BLKEXPECT" ] || skip "tests/guests/blkexpect is not built (make)"
 	case $GUEST_VMM in
 	hvcore)
-		[ -x "$HVCORE" ] || skip "hvcore/hvcore is not built (the VMM comes with the hvcore branch; GUEST_VMM=qemu runs the guest under QEMU)"
+		[ -x "$HVCORE" ] ||
+			skip "hvcore/hvcore is not built (the VMM comes with the hvcore branch; GUEST_VMM=qemu runs the guest under QEMU)"
 		[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "/dev/kvm is not usable"
 		;;
 	qemu)
@@ -62,7 +63,7 @@ guest_stop_nbdkit() {
 # Appends QEMU's -drive and -device for disk I (PATH, RO, LBS) to QEMU_ARGS;
 # VHD/VHDX go through nbdkit with our plugin.
 qemu_disk() {
-	local i=$1 path=$2 ro=$3 lbs=$4 file sock
+	local i=$1 path=$2 ro=$3 lbs=$4 file sock dev
 	case $path in
 	*.vhd|*.vhdx)
 		sock=$T/nbd$i.sock
@@ -75,8 +76,11 @@ qemu_disk() {
 		;;
 	*) file=$path ;;
 	esac
-	QEMU_ARGS+=(-drive "file=$file,format=raw,if=none,id=d$i${ro:+,readonly=on}"
-		-device "virtio-blk-pci,drive=d$i,disable-legacy=on,addr=$(printf 0x%x $((4 + i))),serial=$(basename "$path" | cut -c1-20),logical_block_size=$lbs,physical_block_size=$lbs")
+	# Slots from 00:04.0 in disk order; serial = base name, as hvcore does.
+	dev="virtio-blk-pci,drive=d$i,disable-legacy=on,addr=$(printf 0x%x $((4 + i)))"
+	dev="$dev,serial=$(basename "$path" | cut -c1-20)"
+	dev="$dev,logical_block_size=$lbs,physical_block_size=$lbs"
+	QEMU_ARGS+=(-drive "file=$file,format=raw,if=none,id=d$i${ro:+,readonly=on}" -device "$dev")
 }
 
 guest_run_qemu() {

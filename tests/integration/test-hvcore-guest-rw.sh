@@ -13,8 +13,9 @@
 # read-only disk and past the end.  Afterwards: the guest's plan applied on
 # the host to a raw copy of each disk's initial content (blkexpect) must
 # equal the image, read by `vhdtool read` and by `qemu-img compare` where
-# qemu can open the format (dynamic VHD, 512-byte-sector VHDX, raw); `vhdtool check` is clean; the chain's parents
-# and the read-only disk are unchanged; GET_ID gave the image's base name.
+# qemu can open the format (dynamic VHD, 512-byte-sector VHDX, raw);
+# `vhdtool check` is clean; the chain's parents and the read-only disk are
+# unchanged; GET_ID gave the image's base name.
 #
 # The VMM is hvcore; the test skips until hvcore/hvcore is built.
 # GUEST_VMM=qemu runs the same under QEMU (VHD/VHDX through nbdkit).
