@@ -66,7 +66,7 @@ for t in $TARGETS; do printf -- '---|'; done; printf '\n'
 for rw in $RWS; do
     for depth in $IODEPTHS; do
         declare -A got=()
-        for r in $(seq "${RUNS:-3}"); do
+        for _ in $(seq "${RUNS:-3}"); do
             for t in $TARGETS; do got[$t]+="$(run "$t" "$rw" "$depth") "; done
         done
         printf '| rand%s 4k qd%s |' "$rw" "$depth"

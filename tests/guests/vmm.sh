@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # vmm.sh -- sourced (after tests/functions.sh) by the integration tests
 # that boot tests/guests/blkguest.elf.
 #
@@ -34,7 +35,7 @@ guest_requires() {
 	hvcore)
 		[ -x "$HVCORE" ] ||
 			skip "hvcore/hvcore is not built (the VMM comes with the hvcore branch; GUEST_VMM=qemu runs the guest under QEMU)"
-		[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "/dev/kvm is not usable"
+		{ [ -r /dev/kvm ] && [ -w /dev/kvm ]; } || skip "/dev/kvm is not usable"
 		;;
 	qemu)
 		requires qemu-system-x86_64
@@ -88,7 +89,7 @@ guest_run_qemu() {
 	shift 3
 	QEMU_ARGS=()
 	for spec in "$@"; do
-		ro= lbs=512
+		ro='' lbs=512
 		[[ ,$spec, == *,ro,* ]] && ro=1
 		[[ ,$spec, == *,lbs=4096,* ]] && lbs=4096
 		[[ $spec == *.vhd,* || $spec == *.vhdx,* || $spec == *.vhd || $spec == *.vhdx ]] &&
@@ -151,7 +152,7 @@ guest_disk_line() {
 }
 
 guest_expect() {
-	local bad= line
+	local bad='' line
 	[ "$1" = --bad ] && { bad=--bad; shift; }
 	line=$(guest_disk_line "$1" "$2") || exit 1
 	cp --sparse=always "$3" "$4"
