@@ -30,3 +30,6 @@ TEST_BINS += $(HELPER_BINS)
 tests/helpers/%.o: CPPFLAGS += -Ilibvhd
 $(HELPER_BINS): %: %.o $(LIBVHD_A)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBVHD_A) $(LIBVHD_LIBS)
+
+# The test guest for hvcore and its host helper.
+include tests/guests/module.mk
