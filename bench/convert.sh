@@ -7,6 +7,11 @@
 #                        vs  cp --sparse=always (sparse source)
 #   raw -> VHD, direct   vhdtool convert -q --direct vs  qemu-img convert -t none -O vpc
 #                        (both bypass the page cache; sparse and dense sources)
+#   merge                vhdtool merge CHILD (into its parent, the 2 GiB pristine
+#                        VHD) vs  cp --sparse=always CHILD: copying the bytes the
+#                        child holds, the least any merge must do (MB/s = child
+#                        file bytes / s).  The child (1/8 of the disk, 1 MiB
+#                        writes at random places) is made before the clock starts.
 #   VHD -> raw           vhdtool convert -q -O raw   vs  qemu-img convert -f vpc -O raw
 #                        (source: work/pristine.vhd, made by qemu-img)
 # Each timed run: rm the output, sync + drop the page cache (cold source), run
@@ -23,7 +28,7 @@ need qemu-img bc
 need_vhdkit tool
 "$BENCH/mkdata.sh"
 
-: "${JOBS:=raw2vhd-sparse raw2vhd-dense raw2vhdx-sparse raw2vhd-sparse-direct raw2vhd-dense-direct vhd2raw}"
+: "${JOBS:=raw2vhd-sparse raw2vhd-dense raw2vhdx-sparse raw2vhd-sparse-direct raw2vhd-dense-direct vhd2raw merge}"
 : "${CASES:=vhdtool qemu-img cp-sparse}"
 : "${VERIFY:=1}"
 OUTTSV="$RESULTS/convert.tsv"
@@ -44,6 +49,7 @@ case_cmd() {
         raw2vhd-sparse|raw2vhdx-sparse|raw2vhd-sparse-direct) SRC="$WORK/src.raw";;
         raw2vhd-dense|raw2vhd-dense-direct) SRC="$WORK/src-dense.raw";;
         vhd2raw)        SRC="$VHD";;
+        merge)          SRC="$WORK/merge-child.vhd";;
         *) die "unknown convert job $job";;
     esac
     case $job:$c in
@@ -59,12 +65,51 @@ case_cmd() {
         vhd2raw:vhdtool)     CMD=("$VHDTOOL" convert -q -O raw "$SRC" "$OUT");;
         vhd2raw:qemu-img)    CMD=(qemu-img convert -f vpc -O raw "$SRC" "$OUT");;
         vhd2raw:cp-sparse)   return 1;;
+        merge:vhdtool)       CMD=("$VHDTOOL" merge -q "$SRC");;
+        merge:cp-sparse)     CMD=(cp --sparse=always "$SRC" "$OUT");;
+        merge:*)             return 1;;
         *) die "unknown convert case $c";;
     esac
 }
 
+# merge_setup: a fresh parent (copy of the pristine VHD) and child with
+# 1/8 of the disk written in 1 MiB pieces at seeded random places; the
+# expected content in merge-expect.raw (made once).
+merge_setup() {
+    local base="$WORK/merge-base.vhd" child="$WORK/merge-child.vhd"
+    rm -f "$base" "$child" "$base.vhdkit-merge"
+    cp --sparse=always "$VHD" "$base"
+    "$VHDTOOL" snapshot -q "$base" "$child"
+    if [[ ! -f $WORK/merge-patch.bin ]]; then
+        head -c $(( SIZE_MIB / 8 ))M /dev/urandom > "$WORK/merge-patch.bin"
+    fi
+    local n=$(( SIZE_MIB / 8 )) i=0 off
+    for off in $(seq 0 $(( SIZE_MIB - 1 )) | shuf -n "$n" --random-source=<(yes 7)); do
+        echo "$off $i"; i=$((i + 1))
+    done > "$WORK/merge-layout"
+    while read -r off i; do
+        dd if="$WORK/merge-patch.bin" bs=1M skip="$i" count=1 status=none |
+            "$VHDTOOL" write --offset "${off}M" "$child" - >/dev/null
+    done < "$WORK/merge-layout"
+}
+
 verify_out() {    # verify_out JOB CASE: the output holds the source's data
     local job=$1 c=$2 ofmt=raw sfmt=raw ok=1
+    if [[ $job == merge ]]; then
+        [[ $c == vhdtool ]] || { log "  verify $job $c: (a plain copy)"; return; }
+        "$VHDTOOL" check "$WORK/merge-base.vhd" > "$RUN_DIR/check.out" 2>&1 || ok=0
+        "$VHDTOOL" convert -q -O raw "$WORK/merge-base.vhd" "$WORK/merge-got.raw"
+        cp --sparse=always "$(qemu_raw_of_vhd)" "$WORK/merge-expect.raw"
+        while read -r off i; do
+            dd if="$WORK/merge-patch.bin" of="$WORK/merge-expect.raw" bs=1M skip="$i" \
+               seek="$off" count=1 conv=notrunc status=none
+        done < "$WORK/merge-layout"
+        cmp -s "$WORK/merge-got.raw" "$WORK/merge-expect.raw" || ok=0
+        rm -f "$WORK/merge-got.raw" "$WORK/merge-expect.raw"
+        if [[ $ok == 1 ]]; then log "  verify merge: parent holds base + child"
+        else log "  verify merge: FAILED"; echo "VERIFY FAILED: merge" >> "$RESULTS/convert.verify"; fi
+        return
+    fi
     case $job in raw2vhd-*) [[ $c == cp-sparse ]] || ofmt=vpc;;
                  raw2vhdx-*) [[ $c == cp-sparse ]] || ofmt=vhdx;; vhd2raw) sfmt=vpc;; esac
     qemu-img compare -q -f "$sfmt" -F "$ofmt" "$SRC" "$OUT" || ok=0
@@ -75,7 +120,13 @@ verify_out() {    # verify_out JOB CASE: the output holds the source's data
     else log "  verify $job $c: FAILED"; echo "VERIFY FAILED: $job $c (${CMD[*]})" >> "$RESULTS/convert.verify"; fi
 }
 
+qemu_raw_of_vhd() {   # the pristine VHD's content as raw (made once)
+    [[ -f $WORK/pristine.raw ]] || qemu-img convert -f vpc -O raw "$VHD" "$WORK/pristine.raw"
+    echo "$WORK/pristine.raw"
+}
+
 bytes() { case $1 in vhd2raw) qemu-img info --output=json "$VHD" | jq '."virtual-size"';;
+                     merge) stat -c %s "$WORK/merge-child.vhd" 2>/dev/null || echo 0;;
                      *) echo $(( SIZE_MIB * 1048576 ));; esac; }
 
 r0=$(last_run "$OUTTSV" 4)
@@ -84,6 +135,7 @@ for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
     nbytes=$(bytes "$job")
     for c in $CASES; do
         case_cmd "$job" "$c" || continue
+        [[ $job == merge ]] && merge_setup && nbytes=$(bytes merge)
         rm -f "$OUT"
         drop_caches
         t0=$(now)
@@ -92,7 +144,7 @@ for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
             echo "FAILED (run $run): ${CMD[*]}: $(head -c 300 "$RUN_DIR/convert.err")" >> "$RESULTS/convert.verify"
             continue
         fi
-        sync "$OUT"
+        if [[ -e $OUT ]]; then sync "$OUT"; else sync -f "$WORK"; fi   # merge: no OUT
         t1=$(now)
         secs=$(echo "$t1 - $t0" | bc -l)
         mbps=$(echo "$nbytes / $secs / 1000000" | bc -l)
