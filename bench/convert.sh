@@ -129,6 +129,13 @@ bytes() { case $1 in vhd2raw) qemu-img info --output=json "$VHD" | jq '."virtual
                      merge) stat -c %s "$WORK/merge-child.vhd" 2>/dev/null || echo 0;;
                      *) echo $(( SIZE_MIB * 1048576 ));; esac; }
 
+# out_size FN: FN of the output (merge: of the merged-into parent)
+out_size() {
+    local f=$OUT
+    [[ $job == merge && $c == vhdtool ]] && f="$WORK/merge-base.vhd"
+    [[ -e $f ]] && "$1" "$f" || echo 0
+}
+
 r0=$(last_run "$OUTTSV" 4)
 for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
   for job in $JOBS; do
@@ -149,7 +156,7 @@ for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
         secs=$(echo "$t1 - $t0" | bc -l)
         mbps=$(echo "$nbytes / $secs / 1000000" | bc -l)
         printf 'convert\t%s\t%s\t%d\t%.3f\t%.1f\t%d\t%d\n' "$job" "$c" "$run" "$secs" "$mbps" \
-            "$(size_apparent "$OUT")" "$(size_alloc "$OUT")" | tee -a "$OUTTSV" >&2
+            "$(out_size size_apparent)" "$(out_size size_alloc)" | tee -a "$OUTTSV" >&2
         [[ $VERIFY == 1 && $run == $((r0 + 1)) ]] && verify_out "$job" "$c"
         printf '%s\t%s\t%s\n' "$job" "$c" "${CMD[*]}" >> "$RESULTS/convert.commands"
     done
