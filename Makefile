@@ -24,6 +24,7 @@ include libvhd/module.mk
 include passthrough/module.mk
 include vhdtool/module.mk
 include nbd-plugin/module.mk
+include hvcore/module.mk
 include tests/module.mk
 
 all: $(LIBVHD_A) $(LIBVHD_SO) $(PT_A) $(BINS) $(PLUGINS) libvhd/libvhd.pc
