@@ -13,8 +13,10 @@
  *   0x009000  64-bit boot: PML4, PDPT, 4 page directories (identity map of
  *             the first 4 GiB with 2 MiB pages) up to 0xefff
  *   0x020000  kernel command line (<= 64 KiB)
- *   0x09fc00  MP floating pointer and configuration table
- *   0x100000  bzImage protected-mode kernel; ELF segments at their p_paddr
+ *   0x09fc00  MP floating pointer and configuration table (1 KiB)
+ *   0x100000  bzImage protected-mode kernel
+ *   ELF (PVH) segments go at their p_paddr, anywhere in low RAM at or above
+ *   0xa0000 (above our structures)
  *   top of low RAM: initrd (page aligned)
  */
 #ifndef HVCORE_BOOT_H
@@ -32,6 +34,8 @@
 #define BOOT_CMDLINE       0x20000ULL
 #define BOOT_CMDLINE_MAX   0x10000ULL
 #define BOOT_MPTABLE       0x9fc00ULL
+#define BOOT_MPTABLE_END   0xa0000ULL	/* the last KiB of base memory */
+#define BOOT_LOW_END       0xa0000ULL	/* our structures lie below */
 #define BOOT_KERNEL_ADDR   0x100000ULL
 #define BOOT_EBDA_END      0x100000ULL	/* end of the reserved low area */
 

@@ -5,7 +5,7 @@
  * The ELF note XEN_ELFNOTE_PHYS32_ENTRY (type 18, name "Xen") holds the
  * physical entry point (4 bytes; Linux uses an 8-byte pointer-sized one).
  * Every PT_LOAD segment is copied to its p_paddr (which must lie in RAM at
- * or above 1 MiB) and its bss zeroed.  The vCPU starts in 32-bit protected
+ * or above 0xa0000) and its bss zeroed.  The vCPU starts in 32-bit protected
  * mode, paging off, flat CS/DS, with EBX = struct hvm_start_info (Xen's
  * public/arch-x86/hvm/start_info.h, version 1):
  *
@@ -157,9 +157,9 @@ static int load_segments(struct vm *vm, const char *path, const struct elf *e,
 		if (p.filesz > p.memsz || p.offset > e->len || p.filesz > e->len - p.offset)
 			return hv_fail(-ENOEXEC, "%s: segment %u lies outside the file", path, i);
 		dst = gmem_ptr(&vm->mem, p.paddr, p.memsz);
-		if (!dst || p.paddr < BOOT_KERNEL_ADDR || p.paddr + p.memsz > vm->mem.low_size)
+		if (!dst || p.paddr < BOOT_LOW_END || p.paddr + p.memsz > vm->mem.low_size)
 			return hv_fail(-ENOEXEC, "%s: segment %u at 0x%llx (+0x%llx) is not in "
-				       "guest RAM between 1 MiB and %llu MiB", path, i,
+				       "guest RAM between 0xa0000 and %llu MiB", path, i,
 				       (unsigned long long)p.paddr, (unsigned long long)p.memsz,
 				       (unsigned long long)(vm->mem.low_size >> 20));
 		memcpy(dst, e->img + p.offset, p.filesz);

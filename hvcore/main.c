@@ -82,7 +82,7 @@ static const char usage_text[] =
 	"device, up to 31) is a virtio-blk PCI device, in order from 00:01.0.\n"
 	"  --kernel    bzImage (64-bit boot protocol) or ELF vmlinux with a PVH note\n"
 	"  --mem       guest RAM (K, M, G suffixes; default 512M)\n"
-	"  --cpus      vCPUs (default 1, at most 64)\n"
+	"  --cpus      vCPUs (default 1, at most 16)\n"
 	"  --console   where COM1 output goes (default stdio: stdout, input from stdin)\n"
 	"  --timeout   stop the VM after SECONDS (exit status 124)\n"
 	"  --stats     print the time to the first serial byte on exit\n"

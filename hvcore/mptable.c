@@ -28,7 +28,7 @@
 #define IRQ_NMI    1
 #define IRQ_EXTINT 3
 #define IRQFLAG_PCI 0x0d	/* active high, level (what KVM_IRQ_LINE drives) */
-#define MPTABLE_MAX (BOOT_EBDA_END - BOOT_MPTABLE)
+#define MPTABLE_MAX (BOOT_MPTABLE_END - BOOT_MPTABLE)	/* 1 KiB */
 
 struct mpw {
 	uint8_t *base, *p;
@@ -104,7 +104,7 @@ int mptable_write(struct vm *vm, unsigned pci_slots)
 	uint8_t *table = base + 16;
 	uint16_t len;
 
-	if (44 + 20ULL * vm->ncpus + 8 * (20 + pci_slots) + 16 > MPTABLE_MAX)
+	if (16 + 44 + 20ULL * vm->ncpus + 8 * (20 + pci_slots) > MPTABLE_MAX)
 		return -E2BIG;
 	memset(base, 0, MPTABLE_MAX);
 	putstr(&w, "_MP_", 4);

@@ -27,6 +27,17 @@ static inline void store16(volatile uint16_t *p, uint16_t v)
 	__atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
+/* The event fields after each ring (VIRTIO_F_RING_EVENT_IDX). */
+static inline uint16_t *used_event(const struct virtq *q)
+{
+	return (uint16_t *)((uint8_t *)q->avail + 4 + 2 * q->size);
+}
+
+static inline uint16_t *avail_event(const struct virtq *q)
+{
+	return (uint16_t *)((uint8_t *)q->used + 4 + 8 * q->size);
+}
+
 int virtq_init(struct virtq *q, const struct gmem *mem, uint16_t size,
 	       uint64_t desc, uint64_t avail, uint64_t used, bool event_idx)
 {
@@ -156,7 +167,7 @@ bool virtq_need_interrupt(struct virtq *q)
 	q->signalled_used = new;
 	if (!q->event_idx)
 		return !(load16(&q->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
-	event = load16(&q->avail->ring[q->size]);	/* used_event */
+	event = load16(used_event(q));
 	return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
 }
 
@@ -169,7 +180,7 @@ void virtq_disable_notify(struct virtq *q)
 bool virtq_enable_notify(struct virtq *q)
 {
 	if (q->event_idx)
-		store16((uint16_t *)&q->used->ring[q->size], q->last_avail); /* avail_event */
+		store16(avail_event(q), q->last_avail);
 	else
 		store16(&q->used->flags, 0);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);

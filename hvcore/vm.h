@@ -18,7 +18,7 @@
 #include "gmem.h"
 #include "iobus.h"
 
-#define VM_MAX_CPUS       64
+#define VM_MAX_CPUS       16	/* the MP table must fit in 1 KiB */
 #define VM_IOAPIC_PINS    24
 #define VM_GSI_MSI_BASE   24
 #define VM_MAX_MSI        128	/* MSI routes */
