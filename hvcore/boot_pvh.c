@@ -140,18 +140,28 @@ static int find_note(const struct elf *e, const struct phdr *p, uint64_t *entry)
 	return 0;
 }
 
-static int load_segments(struct vm *vm, const char *path, const struct elf *e,
-			 uint64_t *entry)
+static int find_entry(const char *path, const struct elf *e, uint64_t *entry)
 {
 	struct phdr p;
-	int found = 0, loaded = 0;
+
+	for (unsigned i = 0; i < e->phnum; i++) {
+		elf_phdr(e, i, &p);
+		if (p.type == PT_NOTE && find_note(e, &p, entry))
+			return 0;
+	}
+	return hv_fail(-ENOEXEC, "%s: ELF file without a PVH entry note "
+		       "(XEN_ELFNOTE_PHYS32_ENTRY)", path);
+}
+
+static int load_segments(struct vm *vm, const char *path, const struct elf *e)
+{
+	struct phdr p;
+	int loaded = 0;
 
 	for (unsigned i = 0; i < e->phnum; i++) {
 		uint8_t *dst;
 
 		elf_phdr(e, i, &p);
-		if (p.type == PT_NOTE && !found)
-			found = find_note(e, &p, entry);
 		if (p.type != PT_LOAD || p.memsz == 0)
 			continue;
 		if (p.filesz > p.memsz || p.offset > e->len || p.filesz > e->len - p.offset)
@@ -166,14 +176,8 @@ static int load_segments(struct vm *vm, const char *path, const struct elf *e,
 		memset(dst + p.filesz, 0, p.memsz - p.filesz);
 		loaded++;
 	}
-	if (!found)
-		return hv_fail(-ENOEXEC, "%s: ELF file without a PVH entry note "
-			       "(XEN_ELFNOTE_PHYS32_ENTRY)", path);
 	if (!loaded)
 		return hv_fail(-ENOEXEC, "%s: ELF file without loadable segments", path);
-	if (*entry >= vm->mem.low_size)
-		return hv_fail(-ENOEXEC, "%s: PVH entry 0x%llx is outside guest RAM", path,
-			       (unsigned long long)*entry);
 	return 0;
 }
 
@@ -212,7 +216,13 @@ int boot_pvh(struct vm *vm, const struct boot_args *a, const uint8_t *img,
 	rc = elf_open(&e, a->kernel, img, len);
 	if (rc < 0)
 		return rc;
-	rc = load_segments(vm, a->kernel, &e, &entry);
+	rc = find_entry(a->kernel, &e, &entry);
+	if (rc < 0)
+		return rc;
+	if (entry >= vm->mem.low_size)
+		return hv_fail(-ENOEXEC, "%s: PVH entry 0x%llx is outside guest RAM",
+			       a->kernel, (unsigned long long)entry);
+	rc = load_segments(vm, a->kernel, &e);
 	if (rc < 0)
 		return rc;
 	rc = boot_put_cmdline(vm, a->cmdline, BOOT_CMDLINE_MAX);

@@ -107,7 +107,7 @@ static int add_disk(struct opts *o, char *arg)
 
 	if (o->ndisks == HV_MAX_DISKS)
 		return fail(EXIT_USAGE, "too many --disk options (at most %d)", HV_MAX_DISKS);
-	if (len > 3 && !strcmp(arg + len - 3, ",ro")) {
+	if (len >= 3 && !strcmp(arg + len - 3, ",ro")) {
 		arg[len - 3] = '\0';
 		o->disks[o->ndisks].ro = true;
 	}
@@ -250,8 +250,6 @@ static int create_vcpus(struct machine *m, const struct boot_state *st)
 {
 	int rc;
 
-	m->vm.ncpus = m->nvcpus;
-	m->vm.vcpus = m->vcpus;
 	for (unsigned i = 0; i < m->nvcpus; i++) {
 		m->vcpus[i].fd = -1;
 		rc = vcpu_create(&m->vm, i, &m->vcpus[i]);
@@ -269,6 +267,8 @@ static int build(struct machine *m, const struct opts *o)
 	rc = open_console(m, o->console);
 	if (rc == 0)
 		rc = vm_create(&m->vm, o->mem);
+	m->vm.ncpus = m->nvcpus;	/* the MP table and CPUID need it */
+	m->vm.vcpus = m->vcpus;
 	if (rc == 0)
 		rc = create_platform(m, o);
 	if (rc == 0)

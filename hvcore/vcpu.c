@@ -62,6 +62,31 @@ static struct kvm_cpuid2 *supported_cpuid(struct vm *vm)
 	return c;
 }
 
+/* Whether the host has hardware virtualization.  Without it, /dev/kvm is a
+ * flavour (kvm_pvm) that emulates guest kernel mode, and its instruction
+ * emulator lacks CMPXCHG16B: hide CX16 so that guests do not use it. */
+static bool host_has_hw_virt(void)
+{
+	static int cached = -1;
+	char line[4096];
+	FILE *f;
+
+	if (cached >= 0)
+		return cached;
+	cached = 1;
+	f = fopen("/proc/cpuinfo", "r");
+	if (!f)
+		return cached;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "flags", 5))
+			continue;
+		cached = strstr(line, " vmx") || strstr(line, " svm");
+		break;
+	}
+	fclose(f);
+	return cached;
+}
+
 static unsigned bits_for(unsigned n)
 {
 	unsigned b = 0;
@@ -84,6 +109,8 @@ static void filter_cpuid(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 			e->ecx |= 1u << 31;		/* running on a hypervisor */
 			if (ncpus > 1)
 				e->edx |= 1u << 28;	/* HTT: ebx[23:16] valid */
+			if (!host_has_hw_virt())
+				e->ecx &= ~(1u << 13);	/* CX16 */
 			break;
 		case 4:
 			e->eax = (e->eax & 0x3ffffff) | ((ncpus - 1) << 26);
