@@ -45,6 +45,8 @@ check-layering:
 		{ echo "layering: relative includes across folders"; exit 1; }
 	@! grep -ln '#include "\(disk\|vhd_image\|vhd_codec\|io\)\.h"' vhdtool/*.c || \
 		{ echo "layering: vhdtool includes libvhd internals"; exit 1; }
+	@! grep -ln '#include "\(disk\|vhd_image\|vhd_codec\|io\|pt_internal\)\.h"' hvcore/*.[ch] || \
+		{ echo "layering: hvcore includes libvhd or passthrough internals"; exit 1; }
 	@echo "layering ok"
 
 install: all
@@ -56,7 +58,7 @@ install: all
 	ln -sf libvhd.so.$(LIBVHD_SOVER) $(DESTDIR)$(LIBDIR)/libvhd.so
 	install -m 644 libvhd/include/libvhd.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 libvhd/libvhd.pc $(DESTDIR)$(PKGCONFIGDIR)/
-	install -m 644 man/vhdtool.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/vhdtool.1 man/hvcore.1 $(DESTDIR)$(MANDIR)/man1/
 ifeq ($(HAVE_NBDKIT),1)
 	install -d $(DESTDIR)$(NBDKIT_PLUGINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(NBD_PLUGIN) $(DESTDIR)$(NBDKIT_PLUGINDIR)/
