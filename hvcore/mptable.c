@@ -26,7 +26,7 @@
 #define BUS_PCI 1
 #define IRQ_INT    0
 #define IRQ_NMI    1
-#define IRQ_EXTINT 3
+#define IRQ_EXTINT 3	/* the PIC reaches the CPUs through LINT0, not the IOAPIC */
 #define IRQFLAG_PCI 0x0d	/* active high, level (what KVM_IRQ_LINE drives) */
 #define MPTABLE_MAX (BOOT_MPTABLE_END - BOOT_MPTABLE)	/* 1 KiB */
 
@@ -86,7 +86,6 @@ static void put_entries(struct mpw *w, unsigned ncpus, unsigned pci_slots)
 	put8(w, 2); put8(w, ioapic); put8(w, APIC_VERSION); put8(w, 1);
 	put32(w, (uint32_t)VM_IOAPIC_ADDR);
 	w->entries++;
-	intsrc(w, 3, IRQ_EXTINT, 0, BUS_ISA, 0, ioapic, 0);
 	for (uint8_t irq = 0; irq < 16; irq++)
 		if (irq != 2)
 			intsrc(w, 3, IRQ_INT, 0, BUS_ISA, irq, ioapic, irq);

@@ -64,7 +64,8 @@ static struct kvm_cpuid2 *supported_cpuid(struct vm *vm)
 
 /* Whether the host has hardware virtualization.  Without it, /dev/kvm is a
  * flavour (kvm_pvm) that emulates guest kernel mode, and its instruction
- * emulator lacks CMPXCHG16B: hide CX16 so that guests do not use it. */
+ * emulator lacks CMPXCHG16B and the XSAVE family: hide CX16 and XSAVE so
+ * that guests use the older instructions. */
 static bool host_has_hw_virt(void)
 {
 	static int cached = -1;
@@ -110,7 +111,7 @@ static void filter_cpuid(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 			if (ncpus > 1)
 				e->edx |= 1u << 28;	/* HTT: ebx[23:16] valid */
 			if (!host_has_hw_virt())
-				e->ecx &= ~(1u << 13);	/* CX16 */
+				e->ecx &= ~(1u << 13 | 1u << 26 | 1u << 27); /* CX16 XSAVE OSXSAVE */
 			break;
 		case 4:
 			e->eax = (e->eax & 0x3ffffff) | ((ncpus - 1) << 26);
