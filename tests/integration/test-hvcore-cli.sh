@@ -4,8 +4,9 @@
 # missing, corrupt or unusable disk (exit 1) each give exactly one line on
 # stderr naming the cause (and the file), and never a crash.  Then two tiny
 # guests built here with the assembler: one prints on COM1 and resets
-# through the i8042 (exit 0, output seen, first serial byte within 50 ms),
-# one triple-faults (exit 1, the line names the exit and RIP).
+# through the i8042 (exit 0, output seen, first serial byte within 50 ms;
+# also with a loop device as its disk, root only), one triple-faults (exit
+# 1, the line names the exit and RIP).
 . "$TOP/tests/functions.sh"
 
 HVCORE=$TOP/hvcore/hvcore
@@ -117,6 +118,23 @@ echo "first serial byte after $ms ms"
 awk -v ms="$ms" 'BEGIN { exit !(ms > 0 && ms <= 50) }' || die "first serial byte after $ms ms (> 50)"
 "$HVCORE" run --kernel hello.elf >stdout.txt 2>&1 </dev/null || die "console stdio: exit $?"
 grep -qx 'hello from hvcore' stdout.txt || die "console stdio: '$(cat stdout.txt)'"
+
+# --- a host block device (a loop device) as a disk, and the same device
+# twice (the second open is refused: it is held exclusively) ---
+if [ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null; then
+	truncate -s 8M loop.img
+	loop=$(losetup -f --show loop.img 2>/dev/null) || loop=
+	if [ -n "$loop" ]; then
+		trap 'losetup -d "$loop" 2>/dev/null; rm -rf "$T"' EXIT
+		"$HVCORE" run --kernel hello.elf --disk "$loop" --console loop.out ||
+			die "--disk $loop: exit $?"
+		grep -qx 'hello from hvcore' loop.out || die "--disk $loop: output '$(cat loop.out)'"
+		fails 1 "$loop" "$HVCORE" run --kernel hello.elf --disk "$loop" --disk "$loop"
+		losetup -d "$loop"
+		trap 'rm -rf "$T"' EXIT
+		echo "loop device $loop ok"
+	fi
+fi
 
 # --- a guest that triple-faults: exit 1, one line with the exit and RIP ---
 fails 1 "RIP 0x" "$HVCORE" run --kernel fault.elf --timeout 20
