@@ -22,8 +22,10 @@
 #include "mptable.h"
 
 #define APIC_VERSION 0x14
-#define BUS_ISA 0
-#define BUS_PCI 1
+/* Linux matches an MP bus id against the PCI bus number: PCI bus 0 must be
+ * MP bus 0 (as SeaBIOS and kvmtool do); ISA comes after. */
+#define BUS_PCI 0
+#define BUS_ISA 1
 #define IRQ_INT    0
 #define IRQ_NMI    1
 #define IRQ_EXTINT 3	/* the PIC reaches the CPUs through LINT0, not the IOAPIC */
@@ -81,8 +83,8 @@ static void put_entries(struct mpw *w, unsigned ncpus, unsigned pci_slots)
 		put32(w, 0);
 		w->entries++;
 	}
-	put8(w, 1); put8(w, BUS_ISA); putstr(w, "ISA   ", 6); w->entries++;
 	put8(w, 1); put8(w, BUS_PCI); putstr(w, "PCI   ", 6); w->entries++;
+	put8(w, 1); put8(w, BUS_ISA); putstr(w, "ISA   ", 6); w->entries++;
 	put8(w, 2); put8(w, ioapic); put8(w, APIC_VERSION); put8(w, 1);
 	put32(w, (uint32_t)VM_IOAPIC_ADDR);
 	w->entries++;

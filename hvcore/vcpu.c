@@ -116,6 +116,12 @@ static void filter_cpuid(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 		case 4:
 			e->eax = (e->eax & 0x3ffffff) | ((ncpus - 1) << 26);
 			break;
+		case 0xd:
+			/* kvm_pvm keeps CPUID.1:XSAVE set whatever we say; an
+			 * xstate without FP/SSE makes guests fall back to FXSAVE */
+			if (e->index == 0 && !host_has_hw_virt())
+				e->eax = e->edx = 0;
+			break;
 		case 0xb:
 		case 0x1f:
 			e->edx = id;
