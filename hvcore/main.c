@@ -347,6 +347,10 @@ static void teardown(struct machine *m)
 			vcpu_destroy(&m->vcpus[i]);
 	free(m->blk);
 	vm_destroy(&m->vm);
+	if (m->sink_fd >= 0)
+		close(m->sink_fd);
+	if (m->console_fd > STDERR_FILENO)
+		close(m->console_fd);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -361,6 +365,7 @@ static int cmd_run(int argc, char **argv)
 		return rc;
 	m.t0 = hv_now_ns();
 	m.console_fd = m.sink_fd = -1;
+	m.vm.kvm_fd = m.vm.vm_fd = -1;
 	m.nvcpus = o.cpus;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);

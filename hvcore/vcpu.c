@@ -64,8 +64,8 @@ static struct kvm_cpuid2 *supported_cpuid(struct vm *vm)
 
 /* Whether the host has hardware virtualization.  Without it, /dev/kvm is a
  * flavour (kvm_pvm) that emulates guest kernel mode, and its instruction
- * emulator lacks CMPXCHG16B and the XSAVE family: hide CX16 and XSAVE so
- * that guests use the older instructions. */
+ * emulator lacks CMPXCHG16B: hide CX16 so that guests do not use it.  (It
+ * lacks XSAVE too, but keeps CPUID's XSAVE bits set whatever we say.) */
 static bool host_has_hw_virt(void)
 {
 	static int cached = -1;
@@ -111,16 +111,10 @@ static void filter_cpuid(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 			if (ncpus > 1)
 				e->edx |= 1u << 28;	/* HTT: ebx[23:16] valid */
 			if (!host_has_hw_virt())
-				e->ecx &= ~(1u << 13 | 1u << 26 | 1u << 27); /* CX16 XSAVE OSXSAVE */
+				e->ecx &= ~(1u << 13);	/* CX16 */
 			break;
 		case 4:
 			e->eax = (e->eax & 0x3ffffff) | ((ncpus - 1) << 26);
-			break;
-		case 0xd:
-			/* kvm_pvm keeps CPUID.1:XSAVE set whatever we say; an
-			 * xstate without FP/SSE makes guests fall back to FXSAVE */
-			if (e->index == 0 && !host_has_hw_virt())
-				e->eax = e->edx = 0;
 			break;
 		case 0xb:
 		case 0x1f:
