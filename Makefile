@@ -24,6 +24,7 @@ include libvhd/module.mk
 include passthrough/module.mk
 include vhdtool/module.mk
 include nbd-plugin/module.mk
+include hvcore/module.mk
 include tests/module.mk
 include bench/module.mk
 
@@ -45,6 +46,8 @@ check-layering:
 		{ echo "layering: relative includes across folders"; exit 1; }
 	@! grep -ln '#include "\(disk\|vhd_image\|vhd_codec\|io\)\.h"' vhdtool/*.c || \
 		{ echo "layering: vhdtool includes libvhd internals"; exit 1; }
+	@! grep -ln '#include "\(disk\|vhd_image\|vhd_codec\|io\|pt_internal\)\.h"' hvcore/*.[ch] || \
+		{ echo "layering: hvcore includes libvhd or passthrough internals"; exit 1; }
 	@echo "layering ok"
 
 install: all
@@ -56,7 +59,7 @@ install: all
 	ln -sf libvhd.so.$(LIBVHD_SOVER) $(DESTDIR)$(LIBDIR)/libvhd.so
 	install -m 644 libvhd/include/libvhd.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 libvhd/libvhd.pc $(DESTDIR)$(PKGCONFIGDIR)/
-	install -m 644 man/vhdtool.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/vhdtool.1 man/hvcore.1 $(DESTDIR)$(MANDIR)/man1/
 ifeq ($(HAVE_NBDKIT),1)
 	install -d $(DESTDIR)$(NBDKIT_PLUGINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(NBD_PLUGIN) $(DESTDIR)$(NBDKIT_PLUGINDIR)/

@@ -74,6 +74,7 @@ replay() {
 replay fuzz_open_replay tests/fuzz/corpus
 replay fuzz_vhdx_replay tests/fuzz/corpus-vhdx
 replay fuzz_import_replay tests/fuzz/corpus-import
+replay fuzz_virtq_replay tests/fuzz/corpus-virtq
 
 for script in tests/integration/test-*.sh; do
 	[ -f "$script" ] && run_script "$script"

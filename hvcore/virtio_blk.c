@@ -1,0 +1,206 @@
+/*
+ * virtio_blk.c -- virtio-blk devices: configuration space, and the I/O
+ * thread that serves a queue (see virtio_blk.h).
+ *
+ * The I/O thread sleeps in poll() on the queue's ioeventfd and the stop
+ * eventfd.  When kicked it takes the queue lock and drains the ring with
+ * guest notifications suppressed, serving each request synchronously
+ * (blk_req.c), then re-enables notifications and looks again before
+ * sleeping, so a request made meanwhile is never missed.  One interrupt
+ * per batch, and only if the driver asked for it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
+
+#include "blk_req.h"
+#include "util.h"
+#include "virtio_blk.h"
+
+#define VBLK_CONFIG_SIZE 60	/* through write_zeroes_may_unmap + padding */
+
+static void config_read(struct vpci_dev *d, unsigned off, uint8_t *data, unsigned len)
+{
+	struct vblk *b = d->opaque;
+
+	memcpy(data, b->config + off, len);
+}
+
+static const struct vpci_ops vblk_ops = {
+	.config_read = config_read,
+};
+
+static unsigned log2u(uint32_t v)
+{
+	unsigned n = 0;
+
+	while (v > 1) {
+		v >>= 1;
+		n++;
+	}
+	return n;
+}
+
+static void build_config(struct vblk *b)
+{
+	struct virtio_blk_config c;
+	const struct blk_backend *k = &b->disk;
+
+	memset(&c, 0, sizeof(c));
+	c.capacity = k->size / 512;
+	c.seg_max = BLK_SEG_MAX;
+	c.blk_size = k->logical_sector;
+	c.physical_block_exp = (uint8_t)log2u(k->physical_sector / k->logical_sector);
+	c.min_io_size = (uint16_t)(k->physical_sector / 512);
+	c.num_queues = 1;
+	c.max_discard_sectors = BLK_DISCARD_MAX;
+	c.max_discard_seg = BLK_DISCARD_SEG;
+	c.discard_sector_alignment = k->logical_sector / 512;
+	c.max_write_zeroes_sectors = BLK_DISCARD_MAX;
+	c.max_write_zeroes_seg = BLK_DISCARD_SEG;
+	c.write_zeroes_may_unmap = 1;
+	memcpy(b->config, &c, VBLK_CONFIG_SIZE);
+}
+
+static uint64_t offered_features(const struct vblk *b)
+{
+	uint64_t f = 1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
+		     1ULL << VIRTIO_BLK_F_TOPOLOGY | 1ULL << VIRTIO_BLK_F_FLUSH |
+		     1ULL << VIRTIO_RING_F_EVENT_IDX;
+
+	if (b->disk.read_only)
+		f |= 1ULL << VIRTIO_BLK_F_RO;
+	else
+		f |= 1ULL << VIRTIO_BLK_F_DISCARD | 1ULL << VIRTIO_BLK_F_WRITE_ZEROES;
+	return f;
+}
+
+int vblk_create(struct vblk *b, struct vm *vm, unsigned index, const char *path,
+		bool read_only)
+{
+	char err[512];
+	int rc;
+
+	memset(b, 0, sizeof(*b));
+	b->stop_fd = -1;
+	rc = blk_backend_open(&b->disk, path, read_only, err, sizeof(err));
+	if (rc < 0)
+		return hv_fail(rc, "%s", err);
+	build_config(b);
+	b->stop_fd = hv_eventfd(false);
+	if (b->stop_fd < 0)
+		return hv_fail(b->stop_fd, "eventfd: %s", strerror(-b->stop_fd));
+	for (unsigned i = 0; i < VPCI_MAX_QUEUES; i++) {
+		b->q[i].blk = b;
+		b->q[i].index = i;
+		b->q[i].chain = malloc(sizeof(*b->q[i].chain));
+		if (!b->q[i].chain)
+			return hv_fail(-ENOMEM, "out of memory");
+	}
+	rc = vpci_init(&b->vpci, vm, index, VIRTIO_ID_BLOCK, 0x0100, 1,
+		       offered_features(b), VBLK_CONFIG_SIZE, &vblk_ops, b);
+	if (rc < 0)
+		return hv_fail(rc, "%s: %s", path, hv_errmsg());
+	return 0;
+}
+
+/* Drain the ring once.  Returns true when anything completed. */
+static bool drain(struct vblk *b, struct vpci_queue *q, struct virtq_chain *c)
+{
+	bool done = false;
+	int rc, n;
+
+	while ((rc = virtq_pop(&q->vq, c)) != VIRTQ_EMPTY) {
+		if (rc == VIRTQ_CHAIN) {
+			n = blk_req_serve(&b->disk, c);
+			if (n < 0) {		/* no status byte to answer in */
+				q->vq.broken = true;
+				vpci_needs_reset(&b->vpci);
+				break;
+			}
+			virtq_push(&q->vq, c->head, (uint32_t)n);
+		} else if (rc == -EBADMSG) {
+			*c->status = VIRTIO_BLK_S_IOERR;
+			virtq_push(&q->vq, c->head, 1);
+		} else {
+			vpci_needs_reset(&b->vpci);
+			break;
+		}
+		done = true;
+	}
+	return done;
+}
+
+static void serve(struct vblk_queue *bq)
+{
+	struct vpci_queue *q = &bq->blk->vpci.q[bq->index];
+
+	pthread_mutex_lock(&q->lock);
+	while (q->active && !q->vq.broken) {
+		virtq_disable_notify(&q->vq);
+		if (drain(bq->blk, q, bq->chain) && virtq_need_interrupt(&q->vq))
+			vpci_queue_interrupt(&bq->blk->vpci, bq->index);
+		if (q->vq.broken || !virtq_enable_notify(&q->vq))
+			break;
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+static void *io_thread(void *arg)
+{
+	struct vblk_queue *bq = arg;
+	struct vblk *b = bq->blk;
+	struct pollfd p[2] = {
+		{ .fd = b->vpci.q[bq->index].kick_fd, .events = POLLIN },
+		{ .fd = b->stop_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		hv_eventfd_drain(p[0].fd);
+		serve(bq);
+	}
+	return NULL;
+}
+
+int vblk_start(struct vblk *b)
+{
+	for (unsigned i = 0; i < b->vpci.nqueues; i++) {
+		int rc = pthread_create(&b->q[i].thread, NULL, io_thread, &b->q[i]);
+
+		if (rc)
+			return hv_fail(-rc, "cannot start an I/O thread: %s", strerror(rc));
+		b->q[i].started = true;
+	}
+	return 0;
+}
+
+void vblk_destroy(struct vblk *b)
+{
+	if (b->stop_fd >= 0)
+		hv_eventfd_signal(b->stop_fd);
+	for (unsigned i = 0; i < VPCI_MAX_QUEUES; i++) {
+		if (b->q[i].started)
+			pthread_join(b->q[i].thread, NULL);
+		b->q[i].started = false;
+		free(b->q[i].chain);
+		b->q[i].chain = NULL;
+	}
+	vpci_release(&b->vpci);
+	blk_backend_close(&b->disk);
+	if (b->stop_fd >= 0)
+		close(b->stop_fd);
+	b->stop_fd = -1;
+}
