@@ -50,4 +50,8 @@ if [[ -f $RESULTS/passthrough.tsv ]]; then
     "$S" passthrough vhdkit-aio
     commands passthrough
 fi
+if [[ -f $RESULTS/hvcore.md ]]; then
+    echo; echo "## hvcore: the test guest's 4k random I/O polling at CPL3 vs fio over NBD to the plugin ($(params hvcore))"; echo
+    cat "$RESULTS/hvcore.md"
+fi
 exit 0

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # run.sh -- `make bench`: vhdkit against the tools a user would pick instead,
 # in one run; prints markdown tables (also written to $RESULTS/summary.md).
-#   BENCHES  subset of "convert nbd fuse passthrough" (default: all four)
+#   BENCHES  subset of "convert nbd fuse passthrough hvcore" (default: all)
 #   APPEND=1 keep earlier results in $RESULTS and add to them
 # Every other knob (RUNS RUNTIME SIZE_MIB TARGETS PHASES *_JOBS ...) is passed
 # to the scripts through the environment; see README.md.
 . "$(dirname "$0")/lib.sh"
-: "${BENCHES:=convert nbd fuse passthrough}"
+: "${BENCHES:=convert nbd fuse passthrough hvcore}"
 need fio jq nbdkit qemu-nbd qemu-img nbdinfo nbdfuse vhdimount fusermount3 mountpoint bc openssl shuf
 need_vhdkit tool plugin
 [[ $(id -u) == 0 ]] || die "run as root (drops the page cache, mounts FUSE file systems)"
@@ -22,8 +22,8 @@ t0=$SECONDS
 "$BENCH/mkdata.sh"
 for b in $BENCHES; do
     case $b in
-        convert|nbd|fuse|passthrough) log "== $b"; "$BENCH/$b.sh";;
-        *) die "unknown bench $b (convert nbd fuse passthrough)";;
+        convert|nbd|fuse|passthrough|hvcore) log "== $b"; "$BENCH/$b.sh";;
+        *) die "unknown bench $b (convert nbd fuse passthrough hvcore)";;
     esac
 done
 "$BENCH/report.sh" > "$RESULTS/summary.md"

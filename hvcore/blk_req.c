@@ -2,6 +2,7 @@
  * blk_req.c -- virtio-blk request decoding and execution (see blk_req.h).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -163,7 +164,65 @@ static uint8_t do_ranges(struct blk_backend *b, uint32_t type, const struct span
 	return VIRTIO_BLK_S_OK;
 }
 
+struct iov_ctx {
+	struct iovec *iov;
+	int n;
+};
+
+static int add_iov(void *ctx, uint8_t *p, uint32_t len, uint64_t pos)
+{
+	struct iov_ctx *c = ctx;
+
+	c->iov[c->n++] = (struct iovec){ p, len };
+	return 0;
+}
+
+/* READ/WRITE into @q: checked like do_rw, then one vhd_aio over the data
+ * pieces.  Returns BLK_REQ_QUEUED, or BLK_REQ_DONE with *status set. */
+static int start_rw(struct blk_backend *b, vhd_aioq *q, uint32_t type, uint64_t sector,
+		    const struct span *data, struct blk_io *io, uint8_t *status)
+{
+	struct iov_ctx ic = { io->iov, 0 };
+	struct vhd_aio *r = &io->aio;
+
+	if (data->len % SECTOR || !in_range(b, sector, data->len) ||
+	    (type == VIRTIO_BLK_T_OUT && b->read_only)) {
+		*status = VIRTIO_BLK_S_IOERR;
+		return BLK_REQ_DONE;
+	}
+	if (data->len == 0) {
+		*status = VIRTIO_BLK_S_OK;
+		return BLK_REQ_DONE;
+	}
+	span_each(data, add_iov, &ic);
+	*r = (struct vhd_aio){ .op = type == VIRTIO_BLK_T_IN ? VHD_AIO_READ : VHD_AIO_WRITE,
+			       .iov = io->iov, .iovcnt = ic.n, .offset = sector * SECTOR,
+			       .length = data->len, .opaque = io };
+	if (vhd_aio_submit(q, &r, 1) != 1) {
+		*status = VIRTIO_BLK_S_IOERR;
+		return BLK_REQ_DONE;
+	}
+	return BLK_REQ_QUEUED;
+}
+
+uint32_t blk_req_finish(struct blk_io *io)
+{
+	bool ok = io->aio.result >= 0 && (uint64_t)io->aio.result == io->aio.length;
+
+	*io->status = ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+	return ok ? io->written : 1;
+}
+
 int blk_req_serve(struct blk_backend *b, const struct virtq_chain *c)
+{
+	struct blk_io io;
+	int rc = blk_req_start(b, NULL, c, &io);
+
+	return rc < 0 ? rc : (int)io.written;
+}
+
+int blk_req_start(struct blk_backend *b, vhd_aioq *q, const struct virtq_chain *c,
+		  struct blk_io *io)
 {
 	const struct virtq_iov *in = c->iov + c->nout, *last;
 	struct virtio_blk_outhdr hdr;
@@ -175,22 +234,34 @@ int blk_req_serve(struct blk_backend *b, const struct virtq_chain *c)
 		return -EPROTO;
 	last = &in[c->nin - 1];
 	statusp = last->base + last->len - 1;
+	io->head = c->head;
+	io->status = statusp;
+	io->written = 1;
 	span_init(&out, c->iov, c->nout, c->out_len, 0, 0);
 	if (out.len < sizeof(hdr)) {
 		*statusp = VIRTIO_BLK_S_IOERR;
-		return 1;
+		return BLK_REQ_DONE;
 	}
 	span_copy(&out, &hdr, 0, sizeof(hdr), 0);
 	switch (hdr.type) {
 	case VIRTIO_BLK_T_IN:
 		span_init(&data, in, c->nin, c->in_len, 0, 1);
-		status = do_rw(b, hdr.type, hdr.sector, &data);
+		io->written = c->in_len > UINT32_MAX ? UINT32_MAX : (uint32_t)c->in_len;
+		if (q && start_rw(b, q, hdr.type, hdr.sector, &data, io, &status) ==
+			 BLK_REQ_QUEUED)
+			return BLK_REQ_QUEUED;
+		if (!q)
+			status = do_rw(b, hdr.type, hdr.sector, &data);
 		if (status == VIRTIO_BLK_S_OK)
-			written = c->in_len > UINT32_MAX ? UINT32_MAX : (uint32_t)c->in_len;
+			written = io->written;
 		break;
 	case VIRTIO_BLK_T_OUT:
 		span_init(&data, c->iov, c->nout, c->out_len, sizeof(hdr), 0);
-		status = do_rw(b, hdr.type, hdr.sector, &data);
+		if (q && start_rw(b, q, hdr.type, hdr.sector, &data, io, &status) ==
+			 BLK_REQ_QUEUED)
+			return BLK_REQ_QUEUED;
+		if (!q)
+			status = do_rw(b, hdr.type, hdr.sector, &data);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		status = blk_backend_flush(b) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
@@ -215,5 +286,6 @@ int blk_req_serve(struct blk_backend *b, const struct virtq_chain *c)
 		break;
 	}
 	*statusp = status;
-	return (int)written;
+	io->written = written;
+	return BLK_REQ_DONE;
 }

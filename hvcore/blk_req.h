@@ -12,6 +12,8 @@
 #ifndef HVCORE_BLK_REQ_H
 #define HVCORE_BLK_REQ_H
 
+#include <sys/uio.h>
+
 #include "blk_backend.h"
 #include "virtq.h"
 
@@ -19,9 +21,31 @@
 #define BLK_DISCARD_SEG    32			/* ranges per discard/zero */
 #define BLK_DISCARD_MAX    (1u << 22)		/* sectors per range (2 GiB) */
 
-/** Serve chain @c on disk @b and write its status byte.  Returns the byte
- *  count the device wrote into the chain (for the used ring), or -EPROTO
- *  when the chain has no status byte (the device must then be reset). */
+/* A request in flight: READ/WRITE data go to libvhd's asynchronous queue
+ * as an iovec straight over guest memory (no copy). */
+struct blk_io {
+	struct vhd_aio aio;
+	uint16_t head;			/* used-ring id */
+	uint32_t gen;			/* queue generation at submit (resets) */
+	uint32_t written;		/* bytes written into the chain on success */
+	uint8_t *status;
+	struct iovec iov[VIRTQ_MAX_SIZE];
+};
+
+#define BLK_REQ_DONE   0		/* completed: status and io->written set */
+#define BLK_REQ_QUEUED 1		/* in @q: finish with blk_req_finish */
+
+/** Start serving chain @c on disk @b.  READ/WRITE go to @q when it is not
+ *  NULL; everything else (and all of it without @q) completes at once.
+ *  Returns BLK_REQ_DONE, BLK_REQ_QUEUED, or -EPROTO when the chain has no
+ *  status byte (the device must then be reset). */
+int blk_req_start(struct blk_backend *b, vhd_aioq *q, const struct virtq_chain *c,
+		  struct blk_io *io);
+/** A queued request completed (io->aio.result set): write its status byte;
+ *  returns the byte count for the used ring. */
+uint32_t blk_req_finish(struct blk_io *io);
+/** Serve chain @c synchronously.  Returns the byte count the device wrote
+ *  into the chain (for the used ring), or -EPROTO (see above). */
 int blk_req_serve(struct blk_backend *b, const struct virtq_chain *c);
 
 #endif /* HVCORE_BLK_REQ_H */

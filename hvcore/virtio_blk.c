@@ -2,17 +2,22 @@
  * virtio_blk.c -- virtio-blk devices: configuration space, and the I/O
  * thread that serves a queue (see virtio_blk.h).
  *
- * The I/O thread sleeps in poll() on the queue's ioeventfd and the stop
- * eventfd.  When kicked it takes the queue lock and drains the ring with
- * guest notifications suppressed, serving each request synchronously
- * (blk_req.c), then re-enables notifications and looks again before
- * sleeping, so a request made meanwhile is never missed.  One interrupt
- * per batch, and only if the driver asked for it.
+ * The I/O thread sleeps in poll() on the queue's ioeventfd, the eventfd of
+ * its libvhd asynchronous queue and the stop eventfd.  When woken it takes
+ * the queue lock, collects finished requests, and drains the ring with
+ * guest notifications suppressed: READ/WRITE go to the asynchronous queue
+ * as iovecs over guest memory (libaio where the image maps them straight
+ * to a file), the rest complete at once (blk_req.c).  Then it re-enables
+ * notifications and looks again before sleeping, so a request made
+ * meanwhile is never missed.  One interrupt per batch, and only if the
+ * driver asked for it.  A queue reset waits until no request is in flight
+ * (vpci_queue.inflight); completions of an older generation are dropped.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/virtio_blk.h>
@@ -110,21 +115,56 @@ int vblk_create(struct vblk *b, struct vm *vm, unsigned index, const char *path,
 	return 0;
 }
 
-/* Drain the ring once.  Returns true when anything completed. */
-static bool drain(struct vblk *b, struct vpci_queue *q, struct virtq_chain *c)
+/* Completed requests: answer those of the current generation.  Queue lock
+ * held.  Returns true when anything was pushed. */
+static bool reap(struct vblk_queue *bq, struct vpci_queue *q)
 {
+	struct vhd_aio *done[64];
+	bool pushed = false;
+	int n;
+
+	while (bq->aioq && (n = vhd_aio_reap(bq->aioq, done, 0, 64)) > 0) {
+		for (int i = 0; i < n; i++) {
+			struct blk_io *io = done[i]->opaque;
+			if (io->gen == q->gen && q->active && !q->vq.broken) {
+				virtq_push(&q->vq, io->head, blk_req_finish(io));
+				pushed = true;
+				bq->requests++;
+			}
+			bq->free[bq->nfree++] = (uint16_t)(io - bq->slots);
+			q->inflight--;
+		}
+	}
+	if (q->inflight == 0)
+		pthread_cond_broadcast(&q->idle);
+	return pushed;
+}
+
+/* Drain the ring once (while slots are free).  Returns true when anything
+ * completed. */
+static bool drain(struct vblk_queue *bq, struct vpci_queue *q, struct virtq_chain *c)
+{
+	struct vblk *b = bq->blk;
 	bool done = false;
 	int rc, n;
 
-	while ((rc = virtq_pop(&q->vq, c)) != VIRTQ_EMPTY) {
+	while (bq->nfree && (rc = virtq_pop(&q->vq, c)) != VIRTQ_EMPTY) {
 		if (rc == VIRTQ_CHAIN) {
-			n = blk_req_serve(&b->disk, c);
+			struct blk_io *io = &bq->slots[bq->free[bq->nfree - 1]];
+			n = blk_req_start(&b->disk, bq->aioq, c, io);
 			if (n < 0) {		/* no status byte to answer in */
 				q->vq.broken = true;
 				vpci_needs_reset(&b->vpci);
 				break;
 			}
-			virtq_push(&q->vq, c->head, (uint32_t)n);
+			if (n == BLK_REQ_QUEUED) {
+				io->gen = q->gen;
+				bq->nfree--;
+				q->inflight++;
+				continue;
+			}
+			virtq_push(&q->vq, c->head, io->written);
+			bq->requests++;
 		} else if (rc == -EBADMSG) {
 			*c->status = VIRTIO_BLK_S_IOERR;
 			virtq_push(&q->vq, c->head, 1);
@@ -142,11 +182,17 @@ static void serve(struct vblk_queue *bq)
 	struct vpci_queue *q = &bq->blk->vpci.q[bq->index];
 
 	pthread_mutex_lock(&q->lock);
+	if (reap(bq, q) && virtq_need_interrupt(&q->vq))
+		vpci_queue_interrupt(&bq->blk->vpci, bq->index);
 	while (q->active && !q->vq.broken) {
+		bool any;
 		virtq_disable_notify(&q->vq);
-		if (drain(bq->blk, q, bq->chain) && virtq_need_interrupt(&q->vq))
+		any = drain(bq, q, bq->chain);
+		any |= reap(bq, q);
+		if (any && virtq_need_interrupt(&q->vq))
 			vpci_queue_interrupt(&bq->blk->vpci, bq->index);
-		if (q->vq.broken || !virtq_enable_notify(&q->vq))
+		/* out of slots: completions wake us, not the guest */
+		if (!bq->nfree || q->vq.broken || !virtq_enable_notify(&q->vq))
 			break;
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -156,21 +202,44 @@ static void *io_thread(void *arg)
 {
 	struct vblk_queue *bq = arg;
 	struct vblk *b = bq->blk;
-	struct pollfd p[2] = {
-		{ .fd = b->vpci.q[bq->index].kick_fd, .events = POLLIN },
+	struct vpci_queue *q = &b->vpci.q[bq->index];
+	struct pollfd p[3] = {
+		{ .fd = q->kick_fd, .events = POLLIN },
 		{ .fd = b->stop_fd, .events = POLLIN },
+		{ .fd = bq->aioq ? vhd_aioq_eventfd(bq->aioq) : -1, .events = POLLIN },
 	};
 
 	for (;;) {
-		if (poll(p, 2, -1) < 0) {
+		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (p[1].revents)
 			break;
-		hv_eventfd_drain(p[0].fd);
+		if (p[0].revents)
+			hv_eventfd_drain(p[0].fd);
 		serve(bq);
+	}
+	/* finish what is in flight before the disk closes */
+	pthread_mutex_lock(&q->lock);
+	while (bq->aioq && vhd_aioq_inflight(bq->aioq)) {
+		struct vhd_aio *done[64];
+		int n = vhd_aio_reap(bq->aioq, done, 1, 64);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			struct blk_io *io = done[i]->opaque;
+			bq->free[bq->nfree++] = (uint16_t)(io - bq->slots);
+			q->inflight--;
+		}
+	}
+	pthread_cond_broadcast(&q->idle);
+	pthread_mutex_unlock(&q->lock);
+	{
+		struct timespec ts;
+		if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+			bq->cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	}
 	return NULL;
 }
@@ -178,7 +247,18 @@ static void *io_thread(void *arg)
 int vblk_start(struct vblk *b)
 {
 	for (unsigned i = 0; i < b->vpci.nqueues; i++) {
-		int rc = pthread_create(&b->q[i].thread, NULL, io_thread, &b->q[i]);
+		struct vblk_queue *bq = &b->q[i];
+		int rc;
+
+		bq->slots = calloc(VIRTQ_MAX_SIZE, sizeof(*bq->slots));
+		if (!bq->slots)
+			return hv_fail(-ENOMEM, "out of memory");
+		for (unsigned s = 0; s < VIRTQ_MAX_SIZE; s++)
+			bq->free[bq->nfree++] = (uint16_t)(VIRTQ_MAX_SIZE - 1 - s);
+		/* without a queue (io_setup refused) requests run synchronously */
+		if (vhd_aioq_new(b->disk.disk, VIRTQ_MAX_SIZE, &bq->aioq) < 0)
+			bq->aioq = NULL;
+		rc = pthread_create(&b->q[i].thread, NULL, io_thread, &b->q[i]);
 
 		if (rc)
 			return hv_fail(-rc, "cannot start an I/O thread: %s", strerror(rc));
@@ -197,6 +277,10 @@ void vblk_destroy(struct vblk *b)
 		b->q[i].started = false;
 		free(b->q[i].chain);
 		b->q[i].chain = NULL;
+		vhd_aioq_free(b->q[i].aioq);
+		b->q[i].aioq = NULL;
+		free(b->q[i].slots);
+		b->q[i].slots = NULL;
 	}
 	vpci_release(&b->vpci);
 	blk_backend_close(&b->disk);

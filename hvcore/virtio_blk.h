@@ -17,13 +17,21 @@
 
 struct virtq_chain;
 
+struct blk_io;
+
 struct vblk_queue {
 	struct vblk *blk;
 	unsigned index;
 	pthread_t thread;
 	bool started;
-	struct virtq_chain *chain;	/* the request being served (no malloc
+	struct virtq_chain *chain;	/* the chain being decoded (no malloc
 					   per request) */
+	vhd_aioq *aioq;			/* the I/O thread's; NULL: synchronous */
+	struct blk_io *slots;		/* VIRTQ_MAX_SIZE requests in flight */
+	uint16_t free[VIRTQ_MAX_SIZE];	/* stack of free slot indexes */
+	unsigned nfree;
+	uint64_t requests;		/* completed (for --stats) */
+	uint64_t cpu_ns;		/* the I/O thread's CPU time, at its end */
 };
 
 struct vblk {

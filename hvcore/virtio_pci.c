@@ -101,6 +101,9 @@ static void queue_reset(struct vpci_queue *q)
 {
 	pthread_mutex_lock(&q->lock);
 	q->active = false;
+	q->gen++;
+	while (q->inflight)
+		pthread_cond_wait(&q->idle, &q->lock);
 	q->size = VIRTQ_MAX_SIZE;
 	__atomic_store_n(&q->msix_vector, VPCI_NO_VECTOR, __ATOMIC_RELEASE);
 	q->enabled = 0;
@@ -501,6 +504,7 @@ int vpci_init(struct vpci_dev *d, struct vm *vm, unsigned index, uint16_t device
 	d->config_vector = VPCI_NO_VECTOR;
 	for (unsigned i = 0; i < nqueues; i++) {
 		pthread_mutex_init(&d->q[i].lock, NULL);
+		pthread_cond_init(&d->q[i].idle, NULL);
 		queue_reset(&d->q[i]);
 		d->q[i].kick_fd = hv_eventfd(true);
 		if (d->q[i].kick_fd < 0)

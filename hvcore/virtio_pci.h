@@ -53,6 +53,12 @@ struct vpci_queue {
 	uint16_t enabled;
 	uint64_t desc, driver, device;
 	int kick_fd;			/* ioeventfd of the notify address */
+	/* requests handed to the disk and not yet completed; a reset bumps
+	 * gen and waits (idle) until none is left, so nothing touches the
+	 * rings or buffers of a queue the driver has reset */
+	unsigned inflight;
+	uint32_t gen;
+	pthread_cond_t idle;
 };
 
 struct vpci_msix_entry {
