@@ -31,7 +31,9 @@ C
 export PKG_CONFIG_PATH=$T/inst$libdir/pkgconfig
 flags=$(pkg-config --define-prefix --cflags --libs libvhd 2>/dev/null || pkg-config --cflags --libs libvhd)
 flags=${flags//$prefix/$T/inst$prefix}
-cc -o prog prog.c -I"$T/inst$prefix/include" -L"$T/inst$libdir" $flags || die "cannot build against the installed library"
+# an instrumented library (./configure --enable-asan) needs an instrumented program
+san=$(grep -o -- '-fsanitize=[^ ]*' "$TOP/config.mk" | sort -u | tr '\n' ' ')
+cc $san -o prog prog.c -I"$T/inst$prefix/include" -L"$T/inst$libdir" $flags || die "cannot build against the installed library"
 LD_LIBRARY_PATH=$T/inst$libdir ./prog made.vhd || die "the program against the installed library failed"
 "$VHDTOOL" check -q made.vhd || die "the image made through the installed library does not check"
 bad=$(nm -D --defined-only "$T/inst$libdir/libvhd.so" | awk '{print $3}' | grep -v '^vhd_' | grep -v '^_' || true)
