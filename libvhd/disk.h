@@ -49,6 +49,9 @@ struct vhd_format_ops {
 	bool (*has_parent)(vhd_disk *d);
 	/* optional: change the virtual size (an image open read-write) */
 	int (*resize)(vhd_disk *d, uint64_t size, bool force);
+	/* optional: drop blocks that read the same without them, move the
+	 * rest down into holes, truncate (compact.c has the contract) */
+	int (*compact)(vhd_disk *d, struct vhd_compact_stats *st);
 };
 
 /* Identity of every file opened along a chain, for cycle detection. */
@@ -119,6 +122,16 @@ void disk_prefetch_parent(vhd_disk *d, uint64_t off, uint64_t len);
 /* Read [off, off+len) of the parent chain below @d (zeros past the parent's
  * end, or without a parent). */
 int disk_read_parent(vhd_disk *d, void *buf, size_t len, uint64_t off);
+
+/* compact.c: what dropping a stored range of @d's own layer would do.
+ * @buf and @pbuf hold @len bytes each (scratch). */
+enum compact_verdict {
+	COMPACT_KEEP,		/* its bytes differ from what shows through */
+	COMPACT_DROP,		/* reads the same without it (zeros or parent) */
+	COMPACT_ZERO,		/* all zeros, but the parent differs there */
+};
+int compact_classify(vhd_disk *d, uint64_t off, uint32_t len, uint8_t *buf,
+		     uint8_t *pbuf, enum compact_verdict *out);
 
 /* Format entry points. */
 int raw_open(vhd_disk *d);

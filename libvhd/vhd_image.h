@@ -96,9 +96,13 @@ int vhd_get_bitmap(vhd_disk *d, uint32_t block, uint8_t **out);
 int vhd_alloc_block(vhd_disk *d, uint32_t block, uint32_t *entry);
 void vhd_mark_bits(vhd_disk *d, uint32_t block, uint32_t s0, uint32_t s1);
 int vhd_unmap_block(vhd_disk *d, uint32_t block);
+void vhd_remap_block(vhd_disk *d, uint32_t block, uint32_t entry);
 int vhd_meta_flush(vhd_disk *d);
 int vhd_meta_close(vhd_disk *d);
 int vhd_trim_reserve(vhd_disk *d);
+
+/* vhd_compact.c */
+int vhd_image_compact(vhd_disk *d, struct vhd_compact_stats *st);
 
 /* vhd_resize.c */
 int vhd_image_resize(vhd_disk *d, uint64_t size, bool force);

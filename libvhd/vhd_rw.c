@@ -518,4 +518,5 @@ const struct vhd_format_ops vhd_sparse_ops = {
 	.close = vhd_meta_close,
 	.abandon = vhd_abandon,
 	.resize = vhd_image_resize,
+	.compact = vhd_image_compact,
 };

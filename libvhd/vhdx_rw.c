@@ -445,4 +445,5 @@ const struct vhd_format_ops vhdx_ops = {
 	.abandon = x_abandon,
 	.has_parent = x_has_parent,
 	.resize = vhdx_resize,
+	.compact = vhdx_compact,
 };

@@ -364,6 +364,35 @@ VHD_API int vhd_merge_resume(const char *target, const struct vhd_open_opts *o,
 			     int (*progress)(void *, uint64_t, uint64_t), void *opaque,
 			     char ***stale, int *nstale);
 
+/* What vhd_compact() did. */
+struct vhd_compact_stats {
+	uint64_t blocks_before;		/* allocated data blocks before */
+	uint64_t blocks_after;		/* ... and after */
+	uint64_t dropped;		/* blocks dropped: they read the same
+					   without them (zeros, or the parent) */
+	uint64_t zeroed;		/* VHDX differencing: all-zero blocks
+					   over non-zero parent data, now ZERO */
+	uint64_t kept_zero;		/* VHD differencing: all-zero blocks kept
+					   (the parent holds other data there) */
+	uint64_t moved;			/* blocks moved down into free space */
+	uint64_t file_before, file_after;	/* file size in bytes */
+};
+
+/** Reclaim space in the dynamic or differencing image at @path (VHD or
+ *  VHDX): blocks that read the same without them are dropped (all-zero
+ *  blocks of a dynamic disk; blocks of a differencing disk whose content
+ *  equals what the parent shows there), an all-zero block over parent data
+ *  in a differencing VHDX becomes PAYLOAD_BLOCK_ZERO, then blocks at the
+ *  end of the file are moved into the holes (discarded and dropped blocks)
+ *  and the file is truncated.  A differencing image needs its parent.  The
+ *  image's identity (VHD UUID, VHDX DataWriteGuid) is kept: children stay
+ *  valid.  Crash-safe: at every step the image is valid and reads the same
+ *  (docs/crash-safety.md).  @flags must be 0; @st may be NULL.
+ *  @return 0, -errno or VHD_E_* (VHD_E_UNSUPPORTED for fixed and raw). */
+VHD_API int vhd_compact(const char *path, unsigned flags,
+			const struct vhd_open_opts *o,
+			struct vhd_compact_stats *st);
+
 /** Compare the content of two disks (any formats, whole chains).  Bytes
  *  past the smaller disk's end compare as zeros.  Returns 0 when equal, 1
  *  when not (*@first_diff = first differing offset), or -errno. */
