@@ -52,6 +52,10 @@ struct vhd_format_ops {
 	/* optional: drop blocks that read the same without them, move the
 	 * rest down into holes, truncate (compact.c has the contract) */
 	int (*compact)(vhd_disk *d, struct vhd_compact_stats *st);
+	/* optional: point a differencing image at @parent, whose info is
+	 * @pi (reparent.c checked format, size and identity) */
+	int (*reparent)(vhd_disk *d, const char *parent, const struct vhd_info *pi,
+			const struct vhd_io_factory *f);
 };
 
 /* Identity of every file opened along a chain, for cycle detection. */

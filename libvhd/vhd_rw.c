@@ -519,4 +519,5 @@ const struct vhd_format_ops vhd_sparse_ops = {
 	.abandon = vhd_abandon,
 	.resize = vhd_image_resize,
 	.compact = vhd_image_compact,
+	.reparent = vhd_image_reparent,
 };

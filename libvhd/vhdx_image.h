@@ -141,5 +141,14 @@ extern const struct vhd_format_ops vhdx_ops;
 
 /* vhdx_create.c */
 int vhdx_image_create(const char *path, const struct vhd_create_opts *o);
+/* The parent locator item (parent_linkage, relative_path,
+ * absolute_win32_path) into @p; returns its length.  @p holds 20 + 36 +
+ * the UTF-16 of the keys and values (6 * PATH_MAX bytes suffice). */
+uint32_t vhdx_build_locator(const vhdx_guid *linkage, const char *rel,
+			    const char *abs, uint8_t *p);
+
+/* vhdx_reparent.c */
+int vhdx_reparent(vhd_disk *d, const char *parent, const struct vhd_info *pi,
+		  const struct vhd_io_factory *f);
 
 #endif /* LIBVHD_VHDX_IMAGE_H */

@@ -446,4 +446,5 @@ const struct vhd_format_ops vhdx_ops = {
 	.has_parent = x_has_parent,
 	.resize = vhdx_resize,
 	.compact = vhdx_compact,
+	.reparent = vhdx_reparent,
 };

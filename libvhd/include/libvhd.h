@@ -393,6 +393,22 @@ VHD_API int vhd_compact(const char *path, unsigned flags,
 			const struct vhd_open_opts *o,
 			struct vhd_compact_stats *st);
 
+#define VHD_REPARENT_IGNORE_ID 0x1	/* accept a parent of another identity */
+
+/** Point the differencing image @child at @new_parent: parent locators,
+ *  name, UUID and timestamp (VHD) or parent_linkage and the locator (VHDX).
+ *  The new parent must have @child's format and size, must not have @child
+ *  in its own chain, and must carry the identity @child was made from (VHD:
+ *  its footer UUID equals the child's parent UUID; VHDX: its DataWriteGuid
+ *  equals parent_linkage) -- else VHD_E_PARENT_ID, unless
+ *  VHD_REPARENT_IGNORE_ID, which records the new parent's identity.
+ *  Crash-safe (docs/crash-safety.md): a VHD header rewrite is journaled in
+ *  CHILD.vhdkit-reparent, which vhd_repair() finishes after a crash; VHDX
+ *  metadata changes go through the log.
+ *  @return 0, -errno or VHD_E_* (the message names the file). */
+VHD_API int vhd_reparent(const char *child, const char *new_parent,
+			 unsigned flags, const struct vhd_open_opts *o);
+
 /** Compare the content of two disks (any formats, whole chains).  Bytes
  *  past the smaller disk's end compare as zeros.  Returns 0 when equal, 1
  *  when not (*@first_diff = first differing offset), or -errno. */
