@@ -25,6 +25,8 @@ enum layer_extent {
 typedef int (*layer_extent_fn)(void *opaque, uint64_t off, uint64_t len,
 			       enum layer_extent what);
 
+struct repair_ctx;
+
 struct vhd_format_ops {
 	const char *name;
 	/* Ranges are inside the disk (checked by disk.c). */
@@ -56,6 +58,9 @@ struct vhd_format_ops {
 	 * @pi (reparent.c checked format, size and identity) */
 	int (*reparent)(vhd_disk *d, const char *parent, const struct vhd_info *pi,
 			const struct vhd_io_factory *f);
+	/* optional: plan (and with c->apply, make) repairs of a tolerantly
+	 * opened image (repair.c) */
+	int (*repair)(vhd_disk *d, struct repair_ctx *c);
 };
 
 /* Identity of every file opened along a chain, for cycle detection. */
@@ -136,6 +141,18 @@ enum compact_verdict {
 };
 int compact_classify(vhd_disk *d, uint64_t off, uint32_t len, uint8_t *buf,
 		     uint8_t *pbuf, enum compact_verdict *out);
+
+/* repair.c: a repair run.  The format lists every change with
+ * repair_action() first, then, when @apply, makes them. */
+struct repair_ctx {
+	bool apply;
+	const struct vhd_io_factory *io;
+	void (*plan)(void *opaque, const char *action);
+	void *opaque;
+	struct vhd_repair_result *res;
+};
+void repair_action(struct repair_ctx *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Format entry points. */
 int raw_open(vhd_disk *d);

@@ -118,6 +118,9 @@ int vhd_reparent_journal_read(const struct vhd_io_factory *f, const char *child,
 			      uint64_t *off, uint8_t hdr[VHD_HEADER_SIZE]);
 void vhd_reparent_journal_remove(const struct vhd_io_factory *f, const char *child);
 
+/* vhd_repair.c */
+int vhd_image_repair(vhd_disk *d, struct repair_ctx *c);
+
 /* vhd_compact.c */
 int vhd_image_compact(vhd_disk *d, struct vhd_compact_stats *st);
 

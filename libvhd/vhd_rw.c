@@ -520,4 +520,5 @@ const struct vhd_format_ops vhd_sparse_ops = {
 	.resize = vhd_image_resize,
 	.compact = vhd_image_compact,
 	.reparent = vhd_image_reparent,
+	.repair = vhd_image_repair,
 };

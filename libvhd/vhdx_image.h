@@ -147,6 +147,9 @@ int vhdx_image_create(const char *path, const struct vhd_create_opts *o);
 uint32_t vhdx_build_locator(const vhdx_guid *linkage, const char *rel,
 			    const char *abs, uint8_t *p);
 
+/* vhdx_repair.c */
+int vhdx_repair(vhd_disk *d, struct repair_ctx *c);
+
 /* vhdx_reparent.c */
 int vhdx_reparent(vhd_disk *d, const char *parent, const struct vhd_info *pi,
 		  const struct vhd_io_factory *f);

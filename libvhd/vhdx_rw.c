@@ -447,4 +447,5 @@ const struct vhd_format_ops vhdx_ops = {
 	.resize = vhdx_resize,
 	.compact = vhdx_compact,
 	.reparent = vhdx_reparent,
+	.repair = vhdx_repair,
 };

@@ -393,6 +393,33 @@ VHD_API int vhd_compact(const char *path, unsigned flags,
 			const struct vhd_open_opts *o,
 			struct vhd_compact_stats *st);
 
+#define VHD_REPAIR_DRY_RUN 0x1	/* plan only: report, change nothing */
+
+struct vhd_repair_result {
+	unsigned actions;		/* changes planned (and, unless a dry
+					   run, made) */
+	unsigned lost_blocks;		/* blocks whose data was unreachable:
+					   their BAT entries were cleared */
+};
+
+/** Repair the image at @path (its own layer): VHD -- a missing or damaged
+ *  footer at EOF from the backup copy at offset 0 and vice versa, a stale
+ *  dynamic header checksum, an interrupted reparent (from its journal), BAT
+ *  entries past the end of the file or overlapping metadata or another
+ *  block (cleared: reported with the virtual range lost), unreferenced
+ *  space before the footer (truncated); VHDX -- an invalid header from the
+ *  current one, a damaged region table from its copy, BAT entries outside
+ *  the data area.  Every change is reported through @plan (one line each)
+ *  before the first is made; with VHD_REPAIR_DRY_RUN nothing is changed.
+ *  Changes are applied in a crash-safe order (docs/crash-safety.md): the
+ *  image never gets worse than it was.  Damage repair cannot undo (both
+ *  footers bad, overlapping metadata, ...) fails with the open's message.
+ *  @return 0 (also when there was nothing to do), -errno or VHD_E_*. */
+VHD_API int vhd_repair(const char *path, unsigned flags,
+		       const struct vhd_open_opts *o,
+		       void (*plan)(void *opaque, const char *action),
+		       void *opaque, struct vhd_repair_result *res);
+
 #define VHD_REPARENT_IGNORE_ID 0x1	/* accept a parent of another identity */
 
 /** Point the differencing image @child at @new_parent: parent locators,
