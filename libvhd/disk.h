@@ -154,6 +154,21 @@ struct repair_ctx {
 void repair_action(struct repair_ctx *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* layer_copy.c: copy the ranges @layer stores itself into @target: data
+ * as data, zeros stored over a parent as zeros; what it takes from its
+ * parent is skipped.  @buf holds LAYER_COPY_CHUNK bytes; @progress (may be
+ * NULL) sees @done grow towards @total and cancels with non-zero. */
+#define LAYER_COPY_CHUNK (1u << 20)
+struct layer_copy {
+	vhd_disk *layer, *target;
+	uint8_t *buf;
+	uint64_t done, total;
+	int (*progress)(void *, uint64_t, uint64_t);
+	void *opaque;
+	bool layer_has_parent;
+};
+int layer_copy(struct layer_copy *c);
+
 /* Format entry points. */
 int raw_open(vhd_disk *d);
 int vhd_image_open(vhd_disk *d, struct chain_ctx *ctx);

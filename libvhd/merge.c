@@ -35,8 +35,6 @@
 #include "disk.h"
 #include "io.h"
 
-#define COPY_CHUNK (1u << 20)
-
 struct merge_plan {
 	char *target;
 	char **layers;		/* top first */
@@ -155,56 +153,19 @@ static int read_journal(const char *jp, struct merge_plan *p,
 	return 0;
 }
 
-struct copy_ctx {
-	vhd_disk *layer, *target;
-	uint8_t *buf;
-	uint64_t done, total;
-	int (*progress)(void *, uint64_t, uint64_t);
-	void *opaque;
-	bool layer_has_parent;
-};
-
-static int copy_cb(void *opaque, uint64_t off, uint64_t len, enum layer_extent what)
-{
-	struct copy_ctx *c = opaque;
-	int rc;
-
-	if (what == LAYER_PARENT || (what == LAYER_ZERO && !c->layer_has_parent))
-		return 0;
-	if (what == LAYER_ZERO) {
-		rc = vhd_zero(c->target, off, len, 0);
-		return rc < 0 ? rc : 0;
-	}
-	while (len) {
-		size_t n = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
-		ssize_t r = c->layer->ops->pread(c->layer, c->buf, n, off);
-		if (r < 0)
-			return (int)r;
-		r = vhd_pwrite(c->target, c->buf, n, off);
-		if (r < 0)
-			return (int)r;
-		off += n;
-		len -= n;
-		c->done += n;
-		if (c->progress && c->progress(c->opaque, c->done, c->total))
-			return -ECANCELED;
-	}
-	return 0;
-}
-
 /* Copy the segment into the target, bottom layer first. */
 static int run_copy(const struct merge_plan *p, const struct vhd_open_opts *o,
 		    int (*progress)(void *, uint64_t, uint64_t), void *opaque)
 {
 	struct vhd_open_opts lo = o ? *o : (struct vhd_open_opts){ 0 };
-	struct copy_ctx c = { .progress = progress, .opaque = opaque };
+	struct layer_copy c = { .progress = progress, .opaque = opaque };
 	int rc;
 
 	lo.format = VHD_FMT_AUTO;
 	rc = vhd_open(p->target, VHD_OPEN_RDWR, &lo, &c.target);
 	if (rc < 0)
 		return rc;
-	c.buf = malloc(COPY_CHUNK);
+	c.buf = malloc(LAYER_COPY_CHUNK);
 	if (!c.buf) {
 		vhd_close(c.target);
 		return -ENOMEM;
@@ -224,7 +185,7 @@ static int run_copy(const struct merge_plan *p, const struct vhd_open_opts *o,
 					(unsigned long long)c.layer->size,
 					(unsigned long long)c.target->size);
 		else
-			rc = c.layer->ops->extents(c.layer, 0, c.layer->size, copy_cb, &c);
+			rc = layer_copy(&c);
 		if (rc < 0 && !vhd_errmsg(NULL)[0])
 			disk_error(c.layer, rc, "merge: %s", vhd_strerror(rc));
 		vhd_close(c.layer);

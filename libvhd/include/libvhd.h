@@ -342,6 +342,17 @@ struct vhd_convert_opts {
 VHD_API int vhd_convert(vhd_disk *src, const char *dst_path,
 			const struct vhd_convert_opts *o);
 
+/** Copy the chain of @src layer by layer into new images: @dst[0] gets
+ *  the base layer (converted as vhd_convert() would), @dst[i] a
+ *  differencing image over @dst[i-1] holding what layer i stores itself
+ *  (data, and zeros it stores over its parent).  @n must be the number of
+ *  layers (vhd_get_info's depth + 1).  @o->out gives the format (VHD or
+ *  VHDX) and block size; its type applies to the base.  Each output reads
+ *  exactly as the layer it came from.  On failure every output made is
+ *  removed. */
+VHD_API int vhd_convert_chain(vhd_disk *src, const char *const *dst, int n,
+			      const struct vhd_convert_opts *o);
+
 #define VHD_RESIZE_FORCE 0x1	/* shrink even over allocated data */
 
 /** Change the virtual size of the image at @path (its own layer; parents
