@@ -69,7 +69,8 @@ int vhd_compact(const char *path, unsigned flags, const struct vhd_open_opts *o,
 		return rc;
 	if (!d->ops->compact) {
 		rc = disk_error(d, VHD_E_UNSUPPORTED,
-				"only dynamic and differencing VHD and VHDX images can be compacted");
+				"only dynamic and differencing VHD and VHDX images can be compacted (this one opens as %s)",
+				d->ops->name);
 		goto out;
 	}
 	if (io_size(d->io, &size) == 0)
