@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "disk.h"
+#include "vhd_image.h"
 
 void repair_action(struct repair_ctx *c, const char *fmt, ...)
 {
@@ -63,7 +63,12 @@ static int run(const char *path, bool apply, const struct vhd_open_opts *o,
 	if (rc < 0)
 		return rc;	/* damage no repair undoes: the open says what */
 	c->apply = apply;
-	rc = d->ops->repair ? d->ops->repair(d, c) : 0;
+	if (d->ops->repair)
+		rc = d->ops->repair(d, c);
+	else if (d->ops != &vhd_fixed_ops)	/* a fixed VHD: only its footer */
+		rc = disk_error(d, VHD_E_UNSUPPORTED,
+				"repair works on VHD and VHDX images (this one opens as %s)",
+				d->ops->name);
 	if (rc < 0) {
 		vhd_close(d);
 		return rc;
