@@ -201,6 +201,38 @@ static void test_compact_refuses_fixed(void **s)
 	vhd_crashsim_free(sim);
 }
 
+/* A discarded PARTIALLY_PRESENT VHDX block takes its sector bits along: a
+ * later write that allocates the block again must not find them set over
+ * fresh space (the sectors would read zeros instead of the parent). */
+static void test_vhdx_discard_clears_bits(void **s)
+{
+	struct vhd_crashsim *sim = vhd_crashsim_new(1);
+	struct vhd_create_opts co = { .format = VHD_FMT_VHDX, .type = VHD_TYPE_DYNAMIC,
+				      .size = SIZE, .block_size = 1 << 20,
+				      .io = vhd_crashsim_factory(sim) };
+	static uint8_t a[1 << 20], b[4096], r[4096];
+	vhd_disk *d;
+
+	memset(a, 0xAA, sizeof(a));
+	memset(b, 0xBB, sizeof(b));
+	assert_int_equal(vhd_create("s/base", &co, &d), 0);
+	assert_int_equal(vhd_pwrite(d, a, sizeof(a), 0), sizeof(a));
+	assert_int_equal(vhd_close(d), 0);
+	co.type = VHD_TYPE_DIFF;
+	co.size = 0;
+	co.parent = "s/base";
+	assert_int_equal(vhd_create("s/img", &co, &d), 0);
+	assert_int_equal(vhd_pwrite(d, b, sizeof(b), 0), sizeof(b));
+	assert_int_equal(vhd_flush(d), 0);
+	assert_int_equal(vhd_discard(d, 0, 1 << 20), 0);
+	assert_int_equal(vhd_flush(d), 0);
+	assert_int_equal(vhd_pwrite(d, b, sizeof(b), 65536), sizeof(b));
+	assert_int_equal(vhd_pread(d, r, sizeof(r), 0), sizeof(r));
+	assert_memory_equal(r, a, sizeof(r));	/* the parent's */
+	assert_int_equal(vhd_close(d), 0);
+	vhd_crashsim_free(sim);
+}
+
 /* The crash image of every file of @from, loaded into a new simulator. */
 static struct vhd_crashsim *reload(struct vhd_crashsim *from, unsigned keep)
 {
@@ -339,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_compact_vhdx),
 		cmocka_unit_test(test_compact_vhdx_diff),
 		cmocka_unit_test(test_compact_refuses_fixed),
+		cmocka_unit_test(test_vhdx_discard_clears_bits),
 		cmocka_unit_test(test_compact_cuts_vhd),
 		cmocka_unit_test(test_compact_cuts_vhd_diff),
 		cmocka_unit_test(test_compact_cuts_vhdx),
