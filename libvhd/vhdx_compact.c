@@ -128,10 +128,13 @@ static int drop_bitmaps(vhd_disk *d)
 	struct vhdx_image *x = XIMG(d);
 	bool changed = false;
 
-	for (uint64_t j = 0; j < x->nsb; j++) {
+	/* Only differencing disks have sector bitmap entries (a dynamic disk's
+	 * BAT stops before the last chunk's). */
+	for (uint64_t j = 0; x->has_parent && j < x->nsb; j++) {
 		uint64_t sb = vhdx_sb_index(x, j);
 		bool needed = false;
-		if (vhdx_bat_state(vhdx_bat_get(x, sb)) != VHDX_SB_PRESENT)
+		if (sb >= x->nentries ||
+		    vhdx_bat_state(vhdx_bat_get(x, sb)) != VHDX_SB_PRESENT)
 			continue;
 		for (uint64_t b = j * x->chunk_ratio;
 		     b < (j + 1) * x->chunk_ratio && b < x->nblocks && !needed; b++)
