@@ -87,7 +87,21 @@ static void check_backup_footer(vhd_disk *d, struct checker *c)
 		       rc == VHD_E_CHECKSUM ? "damaged (checksum mismatch)" : "missing");
 		return;
 	}
-	if (memcmp(want, have, sizeof(want)))
+	if (!memcmp(want, have, sizeof(want)))
+		return;
+	/* Resize rewrites both copies in one sync window: a crash can leave
+	 * the backup with the other size.  The footer at EOF is the one every
+	 * reader uses, so that is information (repair rewrites the copy). */
+	b.current_size = f.current_size;
+	b.cylinders = f.cylinders;
+	b.heads = f.heads;
+	b.sectors_per_track = f.sectors_per_track;
+	memcpy(b.creator_app, f.creator_app, sizeof(b.creator_app));
+	vhd_footer_encode(&b, have);
+	if (!memcmp(want, have, sizeof(want)))
+		foundf(c, VHD_CHECK_INFO,
+		       "backup footer at offset 0 holds another disk size (an interrupted resize); the footer at end of file is used, vhdtool repair rewrites the copy");
+	else
 		foundf(c, VHD_CHECK_WARN,
 		       "backup footer at offset 0 differs from the footer at end of file");
 }

@@ -25,6 +25,8 @@ enum layer_extent {
 typedef int (*layer_extent_fn)(void *opaque, uint64_t off, uint64_t len,
 			       enum layer_extent what);
 
+struct repair_ctx;
+
 struct vhd_format_ops {
 	const char *name;
 	/* Ranges are inside the disk (checked by disk.c). */
@@ -56,6 +58,16 @@ struct vhd_format_ops {
 	 * otherwise return 0 and the request takes the synchronous path. */
 	uint64_t (*map)(vhd_disk *d, uint64_t off, uint64_t len, bool write,
 			uint64_t *pos);
+	/* optional: drop blocks that read the same without them, move the
+	 * rest down into holes, truncate (compact.c has the contract) */
+	int (*compact)(vhd_disk *d, struct vhd_compact_stats *st);
+	/* optional: point a differencing image at @parent, whose info is
+	 * @pi (reparent.c checked format, size and identity) */
+	int (*reparent)(vhd_disk *d, const char *parent, const struct vhd_info *pi,
+			const struct vhd_io_factory *f);
+	/* optional: plan (and with c->apply, make) repairs of a tolerantly
+	 * opened image (repair.c) */
+	int (*repair)(vhd_disk *d, struct repair_ctx *c);
 };
 
 /* Identity of every file opened along a chain, for cycle detection. */
@@ -126,6 +138,43 @@ void disk_prefetch_parent(vhd_disk *d, uint64_t off, uint64_t len);
 /* Read [off, off+len) of the parent chain below @d (zeros past the parent's
  * end, or without a parent). */
 int disk_read_parent(vhd_disk *d, void *buf, size_t len, uint64_t off);
+
+/* compact.c: what dropping a stored range of @d's own layer would do.
+ * @buf and @pbuf hold @len bytes each (scratch). */
+enum compact_verdict {
+	COMPACT_KEEP,		/* its bytes differ from what shows through */
+	COMPACT_DROP,		/* reads the same without it (zeros or parent) */
+	COMPACT_ZERO,		/* all zeros, but the parent differs there */
+};
+int compact_classify(vhd_disk *d, uint64_t off, uint32_t len, uint8_t *buf,
+		     uint8_t *pbuf, enum compact_verdict *out);
+
+/* repair.c: a repair run.  The format lists every change with
+ * repair_action() first, then, when @apply, makes them. */
+struct repair_ctx {
+	bool apply;
+	const struct vhd_io_factory *io;
+	void (*plan)(void *opaque, const char *action);
+	void *opaque;
+	struct vhd_repair_result *res;
+};
+void repair_action(struct repair_ctx *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* layer_copy.c: copy the ranges @layer stores itself into @target: data
+ * as data, zeros stored over a parent as zeros; what it takes from its
+ * parent is skipped.  @buf holds LAYER_COPY_CHUNK bytes; @progress (may be
+ * NULL) sees @done grow towards @total and cancels with non-zero. */
+#define LAYER_COPY_CHUNK (1u << 20)
+struct layer_copy {
+	vhd_disk *layer, *target;
+	uint8_t *buf;
+	uint64_t done, total;
+	int (*progress)(void *, uint64_t, uint64_t);
+	void *opaque;
+	bool layer_has_parent;
+};
+int layer_copy(struct layer_copy *c);
 
 /* Format entry points. */
 int raw_open(vhd_disk *d);

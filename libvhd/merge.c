@@ -31,13 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <pthread.h>
 
 #include "disk.h"
 #include "io.h"
-
-#define COPY_CHUNK (1u << 20)
 
 struct merge_plan {
 	char *target;
@@ -157,111 +153,19 @@ static int read_journal(const char *jp, struct merge_plan *p,
 	return 0;
 }
 
-struct copy_ctx {
-	vhd_disk *layer, *target;
-	uint8_t *buf;
-	uint64_t done, total;
-	int (*progress)(void *, uint64_t, uint64_t);
-	void *opaque;
-	bool layer_has_parent;
-};
-
-static int copy_cb(void *opaque, uint64_t off, uint64_t len, enum layer_extent what)
-{
-	struct copy_ctx *c = opaque;
-	int rc;
-
-	if (what == LAYER_PARENT || (what == LAYER_ZERO && !c->layer_has_parent))
-		return 0;
-	if (what == LAYER_ZERO) {
-		rc = vhd_zero(c->target, off, len, 0);
-		return rc < 0 ? rc : 0;
-	}
-	while (len) {
-		size_t n = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
-		ssize_t r;
-
-		r = c->layer->ops->pread(c->layer, c->buf, n, off);
-		if (r < 0)
-			return (int)r;
-		r = vhd_pwrite(c->target, c->buf, n, off);
-		if (r < 0)
-			return (int)r;
-		off += n;
-		len -= n;
-		c->done += n;
-		if (c->progress && c->progress(c->opaque, c->done, c->total))
-			return -ECANCELED;
-	}
-	return 0;
-}
-
-/*
- * The copy walks a layer in virtual order, but a layer's blocks lie in the
- * file in the order they were written: the reads land all over the file.
- * A reader thread runs through the file front to back meanwhile (bounded by
- * half the free memory), so the copy mostly finds its blocks in the page
- * cache, read at sequential speed.
- */
-struct warmer {
-	pthread_t thread;
-	struct vhd_io *io;
-	uint64_t size;
-	bool stop;		/* atomic */
-	bool running;
-};
-
-static void *warm_file(void *opaque)
-{
-	struct warmer *w = opaque;
-	uint8_t *buf = malloc(COPY_CHUNK);
-
-	for (uint64_t off = 0; buf && off < w->size; off += COPY_CHUNK) {
-		if (__atomic_load_n(&w->stop, __ATOMIC_RELAXED))
-			break;
-		if (w->io->ops->pread(w->io, buf, COPY_CHUNK, off) <= 0)
-			break;
-	}
-	free(buf);
-	return NULL;
-}
-
-static void warm_start(struct warmer *w, vhd_disk *layer)
-{
-	long pages = sysconf(_SC_AVPHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-	uint64_t room = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 2 : 0;
-
-	memset(w, 0, sizeof(*w));
-	w->io = layer->io;
-	if (io_size(layer->io, &w->size) < 0)
-		return;
-	if (w->size > room)
-		w->size = room;
-	w->running = pthread_create(&w->thread, NULL, warm_file, w) == 0;
-}
-
-static void warm_stop(struct warmer *w)
-{
-	if (!w->running)
-		return;
-	__atomic_store_n(&w->stop, true, __ATOMIC_RELAXED);
-	pthread_join(w->thread, NULL);
-	w->running = false;
-}
-
 /* Copy the segment into the target, bottom layer first. */
 static int run_copy(const struct merge_plan *p, const struct vhd_open_opts *o,
 		    int (*progress)(void *, uint64_t, uint64_t), void *opaque)
 {
 	struct vhd_open_opts lo = o ? *o : (struct vhd_open_opts){ 0 };
-	struct copy_ctx c = { .progress = progress, .opaque = opaque };
+	struct layer_copy c = { .progress = progress, .opaque = opaque };
 	int rc;
 
 	lo.format = VHD_FMT_AUTO;
 	rc = vhd_open(p->target, VHD_OPEN_RDWR, &lo, &c.target);
 	if (rc < 0)
 		return rc;
-	c.buf = malloc(COPY_CHUNK);
+	c.buf = malloc(LAYER_COPY_CHUNK);
 	if (!c.buf) {
 		vhd_close(c.target);
 		return -ENOMEM;
@@ -280,12 +184,8 @@ static int run_copy(const struct merge_plan *p, const struct vhd_open_opts *o,
 					"size %llu differs from the merge target's %llu",
 					(unsigned long long)c.layer->size,
 					(unsigned long long)c.target->size);
-		else {
-			struct warmer w;
-			warm_start(&w, c.layer);
-			rc = c.layer->ops->extents(c.layer, 0, c.layer->size, copy_cb, &c);
-			warm_stop(&w);
-		}
+		else
+			rc = layer_copy(&c);
 		if (rc < 0 && !vhd_errmsg(NULL)[0])
 			disk_error(c.layer, rc, "merge: %s", vhd_strerror(rc));
 		vhd_close(c.layer);

@@ -125,3 +125,22 @@ int path_relative(const char *from_file, const char *target, char *out,
 	strcpy(out + pos, rest);
 	return 0;
 }
+
+int path_locator_forms(const char *child, const char *parent, char *abs,
+		       char *wrel, size_t size)
+{
+	char rel[PATH_MAX];
+	int rc = path_absolute(parent, abs, size), n;
+
+	if (rc == 0)
+		rc = path_relative(child, parent, rel, sizeof(rel));
+	if (rc < 0)
+		return rc;
+	n = snprintf(wrel, size, "%s%s", strncmp(rel, "../", 3) ? ".\\" : "", rel);
+	if (n < 0 || (size_t)n >= size)
+		return -ENAMETOOLONG;
+	for (char *c = wrel; *c; c++)
+		if (*c == '/')
+			*c = '\\';
+	return 0;
+}

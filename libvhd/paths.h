@@ -22,4 +22,11 @@ int path_relative(const char *from_file, const char *target, char *out,
 /* Absolute form of @path (realpath if it exists, else cwd-joined). */
 int path_absolute(const char *path, char *out, size_t size);
 
+/* The two forms a child stores for its parent: @abs, the absolute path,
+ * and @wrel, the path relative to the child's folder in Windows form
+ * (".\\dir\\name", or "..\\name").  Both buffers hold @size bytes.
+ * Returns 0 or -ENAMETOOLONG. */
+int path_locator_forms(const char *child, const char *parent, char *abs,
+		       char *wrel, size_t size);
+
 #endif /* LIBVHD_PATHS_H */

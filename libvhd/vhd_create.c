@@ -61,20 +61,30 @@ static int fill_footer(struct new_vhd *n, const struct vhd_create_opts *o,
 	return vhd_uuid_generate(f->uuid);
 }
 
-static int utf16le_locator(const char *path, struct new_vhd *n, int idx)
+int vhd_locator_data(const char *path, uint8_t **out, uint32_t *len)
 {
 	uint16_t units[PATH_MAX];
 	int count = vhd_utf8_to_utf16(path, units, PATH_MAX);
 
 	if (count < 0)
 		return count;
-	n->loc_len[idx] = (uint32_t)count * 2;
-	n->loc_data[idx] = calloc(1, n->loc_len[idx] + 1);
-	if (!n->loc_data[idx])
+	*len = (uint32_t)count * 2;
+	*out = calloc(1, *len + 1);
+	if (!*out)
 		return -ENOMEM;
 	for (int i = 0; i < count; i++)
-		put_le16(n->loc_data[idx] + 2 * i, units[i]);
+		put_le16(*out + 2 * i, units[i]);
 	return 0;
+}
+
+int vhd_parent_name(const char *abs, uint16_t name[VHD_PARENT_NAME_UNITS])
+{
+	memset(name, 0, VHD_PARENT_NAME_UNITS * sizeof(uint16_t));
+	if (vhd_utf8_to_utf16(abs, name, VHD_PARENT_NAME_UNITS) >= 0)
+		return 0;
+	memset(name, 0, VHD_PARENT_NAME_UNITS * sizeof(uint16_t));
+	return vhd_utf8_to_utf16(path_basename_any(abs), name, VHD_PARENT_NAME_UNITS) < 0 ?
+	       -ENAMETOOLONG : 0;
 }
 
 /* Parent identity, name and locators for a differencing child. */
@@ -82,7 +92,7 @@ static int fill_parent(struct new_vhd *n, const struct vhd_create_opts *o,
 		       uint64_t *size)
 {
 	struct vhd_open_opts po = { .io = o->io };
-	char abs[PATH_MAX], rel[PATH_MAX], wrel[PATH_MAX + 2];
+	char abs[PATH_MAX], wrel[PATH_MAX];
 	struct vhd_info pi;
 	struct stat st;
 	vhd_disk *p;
@@ -113,25 +123,15 @@ static int fill_parent(struct new_vhd *n, const struct vhd_create_opts *o,
 	if (stat(o->parent, &st) == 0 && st.st_mtime > VHD_EPOCH_UNIX)
 		n->h.parent_timestamp = (uint32_t)(st.st_mtime - VHD_EPOCH_UNIX);
 
-	rc = path_absolute(o->parent, abs, sizeof(abs));
-	if (rc == 0)
-		rc = path_relative(n->path, o->parent, rel, sizeof(rel));
+	rc = path_locator_forms(n->path, o->parent, abs, wrel, sizeof(abs));
 	if (rc < 0)
 		return path_error(n->path, rc, "parent path is too long");
-	/* Windows form of the relative path: ".\\dir\\name". */
-	snprintf(wrel, sizeof(wrel), "%s%s", strncmp(rel, "../", 3) ? ".\\" : "", rel);
-	for (char *c = wrel; *c; c++)
-		if (*c == '/')
-			*c = '\\';
-	rc = utf16le_locator(wrel, n, 0);
+	rc = vhd_locator_data(wrel, &n->loc_data[0], &n->loc_len[0]);
 	if (rc == 0)
-		rc = utf16le_locator(abs, n, 1);
+		rc = vhd_locator_data(abs, &n->loc_data[1], &n->loc_len[1]);
 	if (rc < 0)
 		return path_error(n->path, rc, "parent path is not valid UTF-8 or too long");
-	/* The header keeps the full path when it fits, else the file name. */
-	if (vhd_utf8_to_utf16(abs, n->h.parent_name, VHD_PARENT_NAME_UNITS) < 0 &&
-	    vhd_utf8_to_utf16(path_basename_any(abs), n->h.parent_name,
-			      VHD_PARENT_NAME_UNITS) < 0)
+	if (vhd_parent_name(abs, n->h.parent_name) < 0)
 		return path_error(n->path, -ENAMETOOLONG, "parent file name is too long");
 	return 0;
 }

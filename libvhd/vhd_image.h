@@ -96,9 +96,33 @@ int vhd_get_bitmap(vhd_disk *d, uint32_t block, uint8_t **out);
 int vhd_alloc_block(vhd_disk *d, uint32_t block, uint32_t *entry);
 void vhd_mark_bits(vhd_disk *d, uint32_t block, uint32_t s0, uint32_t s1);
 int vhd_unmap_block(vhd_disk *d, uint32_t block);
+void vhd_remap_block(vhd_disk *d, uint32_t block, uint32_t entry);
 int vhd_meta_flush(vhd_disk *d);
 int vhd_meta_close(vhd_disk *d);
 int vhd_trim_reserve(vhd_disk *d);
+
+/* vhd_create.c: what a child stores for its parent.  Locator data: @path
+ * as UTF-16LE (malloc'd, *@len bytes).  Parent name: the absolute path when
+ * it fits in the header, else its file name (UTF-16, host order). */
+int vhd_locator_data(const char *path, uint8_t **out, uint32_t *len);
+int vhd_parent_name(const char *abs, uint16_t name[VHD_PARENT_NAME_UNITS]);
+
+/* vhd_reparent.c */
+int vhd_image_reparent(vhd_disk *d, const char *parent, const struct vhd_info *pi,
+		       const struct vhd_io_factory *f);
+/* The reparent journal CHILD.vhdkit-reparent: the new dynamic header and
+ * where it goes.  read returns 0 (found and intact: *@off, @hdr filled),
+ * -ENOENT (none) or VHD_E_CORRUPT (torn: the header was not written yet). */
+#define VHD_REPARENT_JOURNAL ".vhdkit-reparent"
+int vhd_reparent_journal_read(const struct vhd_io_factory *f, const char *child,
+			      uint64_t *off, uint8_t hdr[VHD_HEADER_SIZE]);
+void vhd_reparent_journal_remove(const struct vhd_io_factory *f, const char *child);
+
+/* vhd_repair.c */
+int vhd_image_repair(vhd_disk *d, struct repair_ctx *c);
+
+/* vhd_compact.c */
+int vhd_image_compact(vhd_disk *d, struct vhd_compact_stats *st);
 
 /* vhd_resize.c */
 int vhd_image_resize(vhd_disk *d, uint64_t size, bool force);

@@ -240,6 +240,18 @@ int vhd_unmap_block(vhd_disk *d, uint32_t block)
 	return 0;
 }
 
+/* Point @block at the block now at sector @entry (compact moved it there;
+ * the caller made the copy durable first).  Written at the next flush. */
+void vhd_remap_block(vhd_disk *d, uint32_t block, uint32_t entry)
+{
+	struct vhd_image *v = IMG(d);
+
+	pthread_mutex_lock(&v->meta_lock);
+	__atomic_store_n(&v->bat[block], entry, __ATOMIC_RELEASE);
+	mark_bat_dirty(v, block);
+	pthread_mutex_unlock(&v->meta_lock);
+}
+
 struct meta_snapshot {
 	uint32_t nbm, nbat;
 	uint32_t *bm_blocks;

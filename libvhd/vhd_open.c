@@ -470,7 +470,10 @@ int vhd_image_open(vhd_disk *d, struct chain_ctx *ctx)
 	} else if (v->type == VHD_TYPE_DIFF) {
 		vhd_resolve_parent(d, NULL);	/* name only */
 	}
-	if (!d->read_only)
+	/* A tolerant read-write open is repair's: it decides what happens to
+	 * unreferenced space (which may hold the locator data an interrupted
+	 * reparent's journal points at). */
+	if (!d->read_only && !(d->flags & VHD_OPEN_TOLERANT))
 		return vhd_prepare_writes(d);
 	return 0;
 }

@@ -554,4 +554,7 @@ const struct vhd_format_ops vhd_sparse_ops = {
 	.abandon = vhd_abandon,
 	.resize = vhd_image_resize,
 	.map = sparse_map,
+	.compact = vhd_image_compact,
+	.reparent = vhd_image_reparent,
+	.repair = vhd_image_repair,
 };

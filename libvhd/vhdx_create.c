@@ -54,15 +54,15 @@ static size_t put_utf16(uint8_t *out, const char *s)
 	return (size_t)n * 2;
 }
 
-/* The parent locator item; returns its length. */
-static uint32_t build_locator(const struct new_vhdx *n, uint8_t *p)
+uint32_t vhdx_build_locator(const vhdx_guid *linkage, const char *rel,
+			    const char *abs, uint8_t *p)
 {
 	char link[39];
 	const char *keys[3] = { "parent_linkage", "relative_path", "absolute_win32_path" };
-	const char *vals[3] = { link, n->rel, n->abs };
+	const char *vals[3] = { link, rel, abs };
 	uint32_t pos = 20 + 12 * 3;
 
-	vhdx_guid_format(&n->parent_linkage, link);
+	vhdx_guid_format(linkage, link);
 	memcpy(p, &VHDX_GUID_PARENT_TYPE, 16);
 	put_le16(p + 18, 3);
 	for (int i = 0; i < 3; i++) {
@@ -106,7 +106,7 @@ static int write_metadata(struct vhd_io *io, const struct new_vhdx *n)
 					    VHDX_META_VDISK | VHDX_META_REQUIRED };
 	t->count = 5;
 	if (n->params & VHDX_PARAM_HAS_PARENT) {
-		loclen = build_locator(n, items + 48);
+		loclen = vhdx_build_locator(&n->parent_linkage, n->rel, n->abs, items + 48);
 		t->e[5] = (struct vhdx_meta_entry){ VHDX_GUID_PARENT_LOCATOR, ITEMS_OFF + 48,
 						    loclen, VHDX_META_REQUIRED };
 		t->count = 6;
@@ -193,7 +193,7 @@ static int from_parent(const char *path, const struct vhd_create_opts *o,
 		       struct new_vhdx *n)
 {
 	struct vhd_open_opts po = { .io = o->io };
-	char abs[PATH_MAX], rel[PATH_MAX], wrel[PATH_MAX + 2];
+	char abs[PATH_MAX], wrel[PATH_MAX];
 	struct vhd_info pi;
 	vhd_disk *p;
 	int rc;
@@ -218,15 +218,9 @@ static int from_parent(const char *path, const struct vhd_create_opts *o,
 	n->psec = pi.physical_sector;
 	vhdx_guid_from_rfc(pi.uuid, &n->page83);
 	vhdx_guid_from_rfc(pi.data_write_guid, &n->parent_linkage);
-	rc = path_absolute(o->parent, abs, sizeof(abs));
-	if (rc == 0)
-		rc = path_relative(path, o->parent, rel, sizeof(rel));
+	rc = path_locator_forms(path, o->parent, abs, wrel, sizeof(abs));
 	if (rc < 0)
 		return path_error(path, rc, "parent path is too long");
-	snprintf(wrel, sizeof(wrel), "%s%s", strncmp(rel, "../", 3) ? ".\\" : "", rel);
-	for (char *c = wrel; *c; c++)
-		if (*c == '/')
-			*c = '\\';
 	n->rel = strdup(wrel);
 	n->abs = strdup(abs);
 	return n->rel && n->abs ? 0 : -ENOMEM;

@@ -69,8 +69,10 @@ struct vhdx_image {
 
 	uint64_t file_end;		/* next block goes here (1 MiB aligned) */
 	uint32_t size_item_off;		/* disk size item, from meta_off */
-	uint8_t *meta_page;		/* a metadata page to log (resize) */
-	uint64_t meta_page_off;
+	uint8_t **meta_pages;		/* metadata pages to log with the next
+					   flush (resize, reparent) */
+	uint64_t *meta_page_offs;
+	uint32_t nmeta_pages;
 	uint64_t log_seq;		/* last sequence number written */
 	bool unsafe;
 
@@ -104,22 +106,52 @@ void vhdx_image_free(struct vhdx_image *x);
 
 /* vhdx_log.c */
 int vhdx_replay_log(vhd_disk *d, bool write_back, struct vhd_io **overlay);
-int vhdx_write_header(vhd_disk *d, const vhdx_guid *log_guid, bool new_write_guids);
+/* vhdx_write_header @guids: which write GUIDs get new random values */
+#define VHDX_NEW_FILE_GUID 0x1
+#define VHDX_NEW_DATA_GUID 0x2
+int vhdx_write_header(vhd_disk *d, const vhdx_guid *log_guid, unsigned guids);
 
 /* vhdx_meta.c */
 int vhdx_alloc_payload(vhd_disk *d, uint64_t block, uint32_t state, uint64_t *entry);
 int vhdx_get_sb_page(vhd_disk *d, uint64_t page, uint8_t **out);
 void vhdx_mark_bits(vhd_disk *d, uint64_t sector0, uint64_t nsec);
 int vhdx_set_state(vhd_disk *d, uint64_t block, uint64_t entry);
+/* Set BAT entry @idx (payload or sector bitmap) for the next flush. */
+int vhdx_set_entry(vhd_disk *d, uint64_t idx, uint64_t entry);
+/* Clear the sector bits of sectors [s0, s0+n) (a block leaving
+ * PARTIALLY_PRESENT), logged with the next flush. */
+int vhdx_clear_bits(vhd_disk *d, uint64_t s0, uint64_t n);
+/* Queue a copy of the 4 KiB metadata page at file offset @off (page
+ * aligned) to be logged and written with the next flush. */
+int vhdx_queue_meta_page(vhd_disk *d, uint64_t off, const uint8_t *page);
 int vhdx_meta_flush(vhd_disk *d);
 int vhdx_meta_close(vhd_disk *d);
 int vhdx_begin_session(vhd_disk *d);
+/* X3 for a change of metadata only (compact, repair, reparent): a new
+ * FileWriteGuid and LogGuid, the DataWriteGuid kept, so children stay
+ * linked to an image whose content did not change. */
+int vhdx_begin_meta_session(vhd_disk *d);
 int vhdx_resize(vhd_disk *d, uint64_t size, bool force);
+
+/* vhdx_compact.c */
+int vhdx_compact(vhd_disk *d, struct vhd_compact_stats *st);
 
 /* vhdx_rw.c */
 extern const struct vhd_format_ops vhdx_ops;
 
 /* vhdx_create.c */
 int vhdx_image_create(const char *path, const struct vhd_create_opts *o);
+/* The parent locator item (parent_linkage, relative_path,
+ * absolute_win32_path) into @p; returns its length.  @p holds 20 + 36 +
+ * the UTF-16 of the keys and values (6 * PATH_MAX bytes suffice). */
+uint32_t vhdx_build_locator(const vhdx_guid *linkage, const char *rel,
+			    const char *abs, uint8_t *p);
+
+/* vhdx_repair.c */
+int vhdx_repair(vhd_disk *d, struct repair_ctx *c);
+
+/* vhdx_reparent.c */
+int vhdx_reparent(vhd_disk *d, const char *parent, const struct vhd_info *pi,
+		  const struct vhd_io_factory *f);
 
 #endif /* LIBVHD_VHDX_IMAGE_H */

@@ -371,7 +371,7 @@ int vhdx_replay_log(vhd_disk *d, bool write_back, struct vhd_io **overlay)
 	}
 	rc = d->io->ops->flush(d->io);
 	if (rc == 0)
-		rc = vhdx_write_header(d, NULL, false);
+		rc = vhdx_write_header(d, NULL, 0);
 out:
 	free(ov ? ov->pages : NULL);
 	free(ov);
@@ -380,8 +380,8 @@ out:
 }
 
 /* Write a new current header into the other slot (sequence + 1) and sync.
- * @log_guid NULL clears it; @new_write_guids starts a session (X3). */
-int vhdx_write_header(vhd_disk *d, const vhdx_guid *log_guid, bool new_write_guids)
+ * @log_guid NULL clears it; @guids (VHDX_NEW_*_GUID) starts a session (X3). */
+int vhdx_write_header(vhd_disk *d, const vhdx_guid *log_guid, unsigned guids)
 {
 	struct vhdx_image *x = XIMG(d);
 	struct vhdx_header h = x->hdr;
@@ -393,10 +393,13 @@ int vhdx_write_header(vhd_disk *d, const vhdx_guid *log_guid, bool new_write_gui
 	memset(&h.log_guid, 0, sizeof(h.log_guid));
 	if (log_guid)
 		h.log_guid = *log_guid;
-	if (new_write_guids) {
+	if (guids & VHDX_NEW_FILE_GUID) {
 		rc = vhdx_guid_random(&h.file_write);
-		if (rc == 0)
-			rc = vhdx_guid_random(&h.data_write);
+		if (rc < 0)
+			return rc;
+	}
+	if (guids & VHDX_NEW_DATA_GUID) {
+		rc = vhdx_guid_random(&h.data_write);
 		if (rc < 0)
 			return rc;
 	}

@@ -31,7 +31,7 @@ static int sync_file(vhd_disk *d)
 }
 
 /* X3: before the first change of a session. */
-int vhdx_begin_session(vhd_disk *d)
+static int begin(vhd_disk *d, unsigned guids)
 {
 	struct vhdx_image *x = XIMG(d);
 	vhdx_guid log_guid;
@@ -43,12 +43,22 @@ int vhdx_begin_session(vhd_disk *d)
 	if (!x->session_started) {
 		rc = vhdx_guid_random(&log_guid);
 		if (rc == 0)
-			rc = vhdx_write_header(d, x->unsafe ? NULL : &log_guid, true);
+			rc = vhdx_write_header(d, x->unsafe ? NULL : &log_guid, guids);
 		if (rc == 0)
 			__atomic_store_n(&x->session_started, true, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&x->meta_lock);
 	return rc;
+}
+
+int vhdx_begin_session(vhd_disk *d)
+{
+	return begin(d, VHDX_NEW_FILE_GUID | VHDX_NEW_DATA_GUID);
+}
+
+int vhdx_begin_meta_session(vhd_disk *d)
+{
+	return begin(d, VHDX_NEW_FILE_GUID);
 }
 
 static void mark_bat_dirty(struct vhdx_image *x, uint64_t idx)
@@ -109,17 +119,47 @@ out:
 	return rc;
 }
 
-/* Change a payload entry (discard, zero, full-block promotion). */
-int vhdx_set_state(vhd_disk *d, uint64_t block, uint64_t entry)
+int vhdx_set_entry(vhd_disk *d, uint64_t idx, uint64_t entry)
 {
 	struct vhdx_image *x = XIMG(d);
-	uint64_t idx = vhdx_payload_index(x, block);
 
 	pthread_mutex_lock(&x->meta_lock);
 	__atomic_store_n(&x->bat[idx], entry, __ATOMIC_RELEASE);
 	mark_bat_dirty(x, idx);
 	pthread_mutex_unlock(&x->meta_lock);
 	return 0;
+}
+
+/* Change a payload entry (discard, zero, full-block promotion). */
+int vhdx_set_state(vhd_disk *d, uint64_t block, uint64_t entry)
+{
+	return vhdx_set_entry(d, vhdx_payload_index(XIMG(d), block), entry);
+}
+
+int vhdx_queue_meta_page(vhd_disk *d, uint64_t off, const uint8_t *page)
+{
+	struct vhdx_image *x = XIMG(d);
+	uint8_t *copy = malloc(VHDX_PAGE), **pages;
+	uint64_t *offs;
+	int rc = -ENOMEM;
+
+	pthread_mutex_lock(&x->meta_lock);
+	pages = realloc(x->meta_pages, (x->nmeta_pages + 1) * sizeof(*pages));
+	if (pages)
+		x->meta_pages = pages;
+	offs = realloc(x->meta_page_offs, (x->nmeta_pages + 1) * sizeof(*offs));
+	if (offs)
+		x->meta_page_offs = offs;
+	if (copy && pages && offs) {
+		memcpy(copy, page, VHDX_PAGE);
+		x->meta_pages[x->nmeta_pages] = copy;
+		x->meta_page_offs[x->nmeta_pages++] = off;
+		copy = NULL;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&x->meta_lock);
+	free(copy);
+	return rc < 0 ? disk_error(d, rc, "out of memory") : 0;
 }
 
 /* The cached 4 KiB bitmap page @page (global index), loaded on first use. */
@@ -162,8 +202,8 @@ out:
 	return rc;
 }
 
-/* Set the bits of sectors [s0, s0+n) after their data was written (X4). */
-void vhdx_mark_bits(vhd_disk *d, uint64_t s0, uint64_t n)
+/* Set (@set) or clear the bits of sectors [s0, s0+n). */
+static int change_bits(vhd_disk *d, uint64_t s0, uint64_t n, bool set)
 {
 	struct vhdx_image *x = XIMG(d);
 	uint64_t s = s0, end = s0 + n;
@@ -172,20 +212,38 @@ void vhdx_mark_bits(vhd_disk *d, uint64_t s0, uint64_t n)
 		uint64_t page = s / BITS_PER_PAGE;
 		uint64_t stop = (page + 1) * BITS_PER_PAGE;
 		uint8_t *p;
+		int rc;
 		if (stop > end)
 			stop = end;
-		if (vhdx_get_sb_page(d, page, &p) == 0) {
-			pthread_mutex_lock(&x->meta_lock);
-			for (uint64_t i = s; i < stop; i++) {
-				uint64_t bit = i % BITS_PER_PAGE;
+		rc = vhdx_get_sb_page(d, page, &p);
+		if (rc < 0)
+			return rc;
+		pthread_mutex_lock(&x->meta_lock);
+		for (uint64_t i = s; i < stop; i++) {
+			uint64_t bit = i % BITS_PER_PAGE;
+			if (set)
 				__atomic_fetch_or(&p[bit >> 3], (uint8_t)(1u << (bit & 7)),
 						  __ATOMIC_RELAXED);
-			}
-			mark_sb_dirty(x, page);
-			pthread_mutex_unlock(&x->meta_lock);
+			else
+				__atomic_fetch_and(&p[bit >> 3], (uint8_t)~(1u << (bit & 7)),
+						   __ATOMIC_RELAXED);
 		}
+		mark_sb_dirty(x, page);
+		pthread_mutex_unlock(&x->meta_lock);
 		s = stop;
 	}
+	return 0;
+}
+
+int vhdx_clear_bits(vhd_disk *d, uint64_t s0, uint64_t n)
+{
+	return change_bits(d, s0, n, false);
+}
+
+/* Set the bits of sectors [s0, s0+n) after their data was written (X4). */
+void vhdx_mark_bits(vhd_disk *d, uint64_t s0, uint64_t n)
+{
+	change_bits(d, s0, n, true);
 }
 
 struct page_batch {
@@ -207,7 +265,7 @@ static void batch_free(struct page_batch *b)
  * payload entries of its chunk in the BAT). */
 static int take_batch(struct vhdx_image *x, struct page_batch *b)
 {
-	uint64_t n = x->nsb_dirty + x->nbat_dirty + 1, k = 0;
+	uint64_t n = x->nsb_dirty + x->nbat_dirty + x->nmeta_pages + 1, k = 0;
 
 	memset(b, 0, sizeof(*b));
 	b->off = malloc((n + 1) * sizeof(uint64_t));
@@ -216,13 +274,14 @@ static int take_batch(struct vhdx_image *x, struct page_batch *b)
 		batch_free(b);
 		return -ENOMEM;
 	}
-	if (x->meta_page) {	/* a metadata change (resize) goes first */
-		b->off[k] = x->meta_page_off;
-		memcpy(b->data, x->meta_page, VHDX_PAGE);
-		free(x->meta_page);
-		x->meta_page = NULL;
+	/* Metadata changes (resize, reparent) go first. */
+	for (uint32_t i = 0; i < x->nmeta_pages; i++) {
+		b->off[k] = x->meta_page_offs[i];
+		memcpy(b->data + (size_t)k * VHDX_PAGE, x->meta_pages[i], VHDX_PAGE);
+		free(x->meta_pages[i]);
 		k++;
 	}
+	x->nmeta_pages = 0;
 	for (uint64_t i = 0; i < x->nsb_dirty; i++) {
 		uint64_t page = x->sb_dirty_list[i];
 		uint64_t e = x->bat[vhdx_sb_index(x, page / SB_PAGES_PER_BLOCK)];
@@ -389,7 +448,7 @@ int vhdx_meta_close(vhd_disk *d)
 	if (!d->read_only && x->session_started) {
 		rc = sync_file(d);
 		if (rc == 0)
-			rc = vhdx_write_header(d, NULL, false);
+			rc = vhdx_write_header(d, NULL, 0);
 		if (rc == 0 && x->unsafe)
 			rc = sync_file(d);
 	}
@@ -486,21 +545,22 @@ int vhdx_resize(vhd_disk *d, uint64_t size, bool force)
 	rc = grow_tables(x, nentries > x->nentries ? nentries : x->nentries,
 			 nsb > x->nsb ? nsb : x->nsb);
 	if (rc == 0) {
-		free(x->meta_page);
-		x->meta_page = page;
-		x->meta_page_off = item / VHDX_PAGE * VHDX_PAGE;
 		if (nentries > x->nentries)
 			x->nentries = nentries;
 		if (nsb > x->nsb)
 			x->nsb = nsb;
 		x->nblocks = nblocks;
-	} else {
-		free(page);
 	}
 	pthread_mutex_unlock(&x->meta_lock);
-	if (rc < 0)
+	if (rc < 0) {
+		free(page);
 		return disk_error(d, rc, "out of memory");
-	rc = vhdx_meta_flush(d);
+	}
+	/* The tables are ready: the size change may now be logged. */
+	rc = vhdx_queue_meta_page(d, item / VHDX_PAGE * VHDX_PAGE, page);
+	free(page);
+	if (rc == 0)
+		rc = vhdx_meta_flush(d);
 	if (rc == 0)
 		d->size = size;
 	return rc;

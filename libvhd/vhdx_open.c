@@ -30,7 +30,10 @@ void vhdx_image_free(struct vhdx_image *x)
 	free(x->bat_dirty_list);
 	free(x->sb_dirty);
 	free(x->sb_dirty_list);
-	free(x->meta_page);
+	for (uint32_t i = 0; i < x->nmeta_pages; i++)
+		free(x->meta_pages[i]);
+	free(x->meta_pages);
+	free(x->meta_page_offs);
 	free(x->parent_linkage);
 	free(x->parent_linkage2);
 	free(x->relative_path);

@@ -263,6 +263,11 @@ static int retire_block(vhd_disk *d, uint64_t block, uint32_t state)
 
 	pthread_mutex_lock(lock);
 	e = vhdx_bat_get(x, vhdx_payload_index(x, block));
+	/* Its sector bits go with it (same flush): a later allocation of the
+	 * block must not find them set over fresh, zero space. */
+	if (vhdx_bat_state(e) == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+		vhdx_clear_bits(d, (block << x->block_shift) / x->lsec,
+				x->block_size / x->lsec);
 	vhdx_set_state(d, block, vhdx_bat_make(state, 0));
 	if (vhdx_bat_state(e) == VHDX_PAYLOAD_FULLY_PRESENT ||
 	    vhdx_bat_state(e) == VHDX_PAYLOAD_PARTIALLY_PRESENT)
@@ -467,4 +472,7 @@ const struct vhd_format_ops vhdx_ops = {
 	.has_parent = x_has_parent,
 	.resize = vhdx_resize,
 	.map = x_map,
+	.compact = vhdx_compact,
+	.reparent = vhdx_reparent,
+	.repair = vhdx_repair,
 };

@@ -4,8 +4,11 @@
  * the output format comes from -O or the output's extension.
  */
 #include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "vhdtool.h"
 
@@ -16,13 +19,18 @@ const struct verb verb_convert = {
 	"[-f raw|vhd|vhdx|qcow2|vmdk] [-O raw|vhd|vhdx] [--type fixed|dynamic]\n"
 	"       [--block-size SIZE]\n"
 	"       [-p] [-q] [--json] [--no-sparse] [--keep-partial] [--direct] SRC DST\n"
+	"       --keep-chain [-O vhd|vhdx] [...] SRC DIR/ or DSTPREFIX\n"
 	"  The source format is detected from its content (-f forces one).\n"
 	"  The output format is -O, else DST's extension (.vhd/.avhd, .vhdx/.avhdx,\n"
 	"  .img/.raw).\n"
 	"  All-zero blocks stay unallocated in dynamic outputs and holes in raw.\n"
 	"  On failure the partial output is removed, or kept with --keep-partial.\n"
 	"  --direct bypasses the page cache (O_DIRECT) on both sides, with reads\n"
-	"  kept in flight by asynchronous I/O.",
+	"  kept in flight by asynchronous I/O.\n"
+	"  --keep-chain makes one output per layer of SRC's chain, each a\n"
+	"  differencing image over the previous one (the base converted whole),\n"
+	"  in -O's format (default: SRC's): DIR/LAYERNAME.EXT when DIR is a\n"
+	"  folder, else DSTPREFIX0.EXT (the base), DSTPREFIX1.EXT, ...",
 };
 
 static int output_format(const char *path, enum vhd_format *f)
@@ -42,6 +50,77 @@ static int output_format(const char *path, enum vhd_format *f)
 	return 0;
 }
 
+static const char *ext_of(enum vhd_format f)
+{
+	return f == VHD_FMT_VHDX ? "vhdx" : "vhd";
+}
+
+/* Output names for --keep-chain: @names[0] for the base. */
+static int chain_names(vhd_disk *src, const char *dst, enum vhd_format f,
+		       char **names, int n)
+{
+	struct stat st;
+	bool dir = stat(dst, &st) == 0 && S_ISDIR(st.st_mode);
+	int i = n - 1;
+
+	for (vhd_disk *l = src; l; l = vhd_parent(l), i--) {
+		struct vhd_info info;
+		char base[PATH_MAX], *dot;
+		const char *slash;
+		vhd_get_info(l, &info);
+		slash = strrchr(info.path, '/');
+		snprintf(base, sizeof(base), "%s", slash ? slash + 1 : info.path);
+		if ((dot = strrchr(base, '.')))
+			*dot = '\0';
+		if (dir && asprintf(&names[i], "%s%s%s.%s", dst,
+				    dst[strlen(dst) - 1] == '/' ? "" : "/", base, ext_of(f)) < 0)
+			return -1;
+		if (!dir && asprintf(&names[i], "%s%d.%s", dst, i, ext_of(f)) < 0)
+			return -1;
+	}
+	for (int a = 0; a < n; a++)
+		for (int b = a + 1; b < n; b++)
+			if (!strcmp(names[a], names[b]))
+				return fail("%s: two layers would both be written to %s; give a DSTPREFIX instead of a folder",
+					    dst, names[a]);
+	return 0;
+}
+
+static int convert_chain(const char *srcpath, const char *dst, enum vhd_format outfmt,
+			 struct vhd_open_opts *oo, struct vhd_convert_opts *co, int quiet)
+{
+	struct vhd_info info;
+	vhd_disk *src;
+	char **names;
+	int n, rc;
+
+	if (open_disk(srcpath, 0, oo, &src) < 0)
+		return EXIT_FAIL;
+	vhd_get_info(src, &info);
+	if (outfmt == VHD_FMT_AUTO)
+		outfmt = info.format;
+	if (outfmt != VHD_FMT_VHD && outfmt != VHD_FMT_VHDX) {
+		vhd_close(src);
+		return fail("%s: --keep-chain writes VHD or VHDX layers: give -O vhd or -O vhdx",
+			    srcpath);
+	}
+	co->out.format = outfmt;
+	n = (int)info.depth + 1;
+	names = calloc((size_t)n, sizeof(*names));
+	rc = names ? chain_names(src, dst, outfmt, names, n) : -1;
+	if (rc == 0)
+		rc = vhd_convert_chain(src, (const char *const *)names, n, co);
+	if (rc < 0 && names && rc != EXIT_FAIL)
+		fail_lib(NULL, rc);
+	for (int i = 0; rc == 0 && !quiet && i < n; i++)
+		printf("%s%s\n", names[i], i ? " (differencing over the line above)" : " (base)");
+	for (int i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+	vhd_close(src);
+	return rc < 0 || rc == EXIT_FAIL ? EXIT_FAIL : EXIT_OK;
+}
+
 static int run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -53,12 +132,13 @@ static int run(int argc, char **argv)
 		{ "no-sparse", no_argument, NULL, 'S' },
 		{ "keep-partial", no_argument, NULL, 'K' },
 		{ "direct", no_argument, NULL, 'D' },
+		{ "keep-chain", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vhd_convert_opts co = { .sparse_zeros = 1 };
 	struct vhd_open_opts oo = { 0 };
 	enum vhd_format outfmt = VHD_FMT_AUTO;
-	int c, rc, quiet = 0, json = 0, want_progress = 0;
+	int c, rc, quiet = 0, json = 0, want_progress = 0, keep_chain = 0;
 	struct progress prog;
 	double t0, secs;
 	vhd_disk *src;
@@ -91,11 +171,14 @@ static int run(int argc, char **argv)
 		case 'S': co.sparse_zeros = 0; break;
 		case 'K': co.keep_partial = 1; break;
 		case 'D': co.direct = 1; break;
+		case 'C': keep_chain = 1; break;
 		default: return bad_option(&verb_convert, argv);
 		}
 	}
 	if (optind != argc - 2)
 		return usage_error(&verb_convert, "expected SRC and DST");
+	if (keep_chain)
+		return convert_chain(argv[optind], argv[optind + 1], outfmt, &oo, &co, quiet);
 	if (outfmt == VHD_FMT_AUTO && output_format(argv[optind + 1], &outfmt) < 0)
 		return usage_error(&verb_convert,
 				   "cannot tell the output format from '%s'; give -O",

@@ -26,7 +26,8 @@ struct verb {
 extern const struct verb verb_create, verb_info, verb_check, verb_convert,
 	verb_snapshot, verb_write, verb_read, verb_serve,
 	verb_mount, verb_umount, verb_disks, verb_compare, verb_map,
-	verb_resize, verb_merge, verb_p2v;
+	verb_resize, verb_merge, verb_p2v, verb_compact, verb_reparent,
+	verb_repair;
 
 /* Open an image, or a host block device through passthrough/ (then
  * exclusively, refused while mounted or in use).  Messages are printed. */

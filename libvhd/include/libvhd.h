@@ -418,6 +418,17 @@ struct vhd_convert_opts {
 VHD_API int vhd_convert(vhd_disk *src, const char *dst_path,
 			const struct vhd_convert_opts *o);
 
+/** Copy the chain of @src layer by layer into new images: @dst[0] gets
+ *  the base layer (converted as vhd_convert() would), @dst[i] a
+ *  differencing image over @dst[i-1] holding what layer i stores itself
+ *  (data, and zeros it stores over its parent).  @n must be the number of
+ *  layers (vhd_get_info's depth + 1).  @o->out gives the format (VHD or
+ *  VHDX) and block size; its type applies to the base.  Each output reads
+ *  exactly as the layer it came from.  On failure every output made is
+ *  removed. */
+VHD_API int vhd_convert_chain(vhd_disk *src, const char *const *dst, int n,
+			      const struct vhd_convert_opts *o);
+
 #define VHD_RESIZE_FORCE 0x1	/* shrink even over allocated data */
 
 /** Change the virtual size of the image at @path (its own layer; parents
@@ -439,6 +450,78 @@ VHD_API int vhd_merge(const char *child, const char *into,
 VHD_API int vhd_merge_resume(const char *target, const struct vhd_open_opts *o,
 			     int (*progress)(void *, uint64_t, uint64_t), void *opaque,
 			     char ***stale, int *nstale);
+
+/* What vhd_compact() did. */
+struct vhd_compact_stats {
+	uint64_t blocks_before;		/* allocated data blocks before */
+	uint64_t blocks_after;		/* ... and after */
+	uint64_t dropped;		/* blocks dropped: they read the same
+					   without them (zeros, or the parent) */
+	uint64_t zeroed;		/* VHDX differencing: all-zero blocks
+					   over non-zero parent data, now ZERO */
+	uint64_t kept_zero;		/* VHD differencing: all-zero blocks kept
+					   (the parent holds other data there) */
+	uint64_t moved;			/* blocks moved down into free space */
+	uint64_t file_before, file_after;	/* file size in bytes */
+};
+
+/** Reclaim space in the dynamic or differencing image at @path (VHD or
+ *  VHDX): blocks that read the same without them are dropped (all-zero
+ *  blocks of a dynamic disk; blocks of a differencing disk whose content
+ *  equals what the parent shows there), an all-zero block over parent data
+ *  in a differencing VHDX becomes PAYLOAD_BLOCK_ZERO, then blocks at the
+ *  end of the file are moved into the holes (discarded and dropped blocks)
+ *  and the file is truncated.  A differencing image needs its parent.  The
+ *  image's identity (VHD UUID, VHDX DataWriteGuid) is kept: children stay
+ *  valid.  Crash-safe: at every step the image is valid and reads the same
+ *  (docs/crash-safety.md).  @flags must be 0; @st may be NULL.
+ *  @return 0, -errno or VHD_E_* (VHD_E_UNSUPPORTED for fixed and raw). */
+VHD_API int vhd_compact(const char *path, unsigned flags,
+			const struct vhd_open_opts *o,
+			struct vhd_compact_stats *st);
+
+#define VHD_REPAIR_DRY_RUN 0x1	/* plan only: report, change nothing */
+
+struct vhd_repair_result {
+	unsigned actions;		/* changes planned (and, unless a dry
+					   run, made) */
+	unsigned lost_blocks;		/* blocks whose data was unreachable:
+					   their BAT entries were cleared */
+};
+
+/** Repair the image at @path (its own layer): VHD -- a missing or damaged
+ *  footer at EOF from the backup copy at offset 0 and vice versa, a stale
+ *  dynamic header checksum, an interrupted reparent (from its journal), BAT
+ *  entries past the end of the file or overlapping metadata or another
+ *  block (cleared: reported with the virtual range lost), unreferenced
+ *  space before the footer (truncated); VHDX -- an invalid header from the
+ *  current one, a damaged region table from its copy, BAT entries outside
+ *  the data area.  Every change is reported through @plan (one line each)
+ *  before the first is made; with VHD_REPAIR_DRY_RUN nothing is changed.
+ *  Changes are applied in a crash-safe order (docs/crash-safety.md): the
+ *  image never gets worse than it was.  Damage repair cannot undo (both
+ *  footers bad, overlapping metadata, ...) fails with the open's message.
+ *  @return 0 (also when there was nothing to do), -errno or VHD_E_*. */
+VHD_API int vhd_repair(const char *path, unsigned flags,
+		       const struct vhd_open_opts *o,
+		       void (*plan)(void *opaque, const char *action),
+		       void *opaque, struct vhd_repair_result *res);
+
+#define VHD_REPARENT_IGNORE_ID 0x1	/* accept a parent of another identity */
+
+/** Point the differencing image @child at @new_parent: parent locators,
+ *  name, UUID and timestamp (VHD) or parent_linkage and the locator (VHDX).
+ *  The new parent must have @child's format and size, must not have @child
+ *  in its own chain, and must carry the identity @child was made from (VHD:
+ *  its footer UUID equals the child's parent UUID; VHDX: its DataWriteGuid
+ *  equals parent_linkage) -- else VHD_E_PARENT_ID, unless
+ *  VHD_REPARENT_IGNORE_ID, which records the new parent's identity.
+ *  Crash-safe (docs/crash-safety.md): a VHD header rewrite is journaled in
+ *  CHILD.vhdkit-reparent, which vhd_repair() finishes after a crash; VHDX
+ *  metadata changes go through the log.
+ *  @return 0, -errno or VHD_E_* (the message names the file). */
+VHD_API int vhd_reparent(const char *child, const char *new_parent,
+			 unsigned flags, const struct vhd_open_opts *o);
 
 /** Compare the content of two disks (any formats, whole chains).  Bytes
  *  past the smaller disk's end compare as zeros.  Returns 0 when equal, 1

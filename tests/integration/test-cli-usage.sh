@@ -4,7 +4,7 @@
 # arguments exit 2 with exactly one line on stderr (and touch nothing).
 . "$TOP/tests/functions.sh"
 
-verbs="create info check convert snapshot write read"
+verbs="create info check convert snapshot write read compact repair reparent"
 
 # Run a command, keeping its exit status in ./rc (expect_fail hides it).
 rc_of() { "$@"; local r=$?; echo "$r" >"$T/rc"; return "$r"; }
@@ -65,6 +65,10 @@ check_usage "snapshot without CHILD" $VHDTOOL snapshot img.vhd
 check_usage "info with two files" $VHDTOOL info img.vhd img.vhd
 check_usage "write without IMAGE" $VHDTOOL write
 check_usage "read without IMAGE" $VHDTOOL read
+check_usage "compact without IMAGE" $VHDTOOL compact
+check_usage "repair without IMAGE" $VHDTOOL repair
+check_usage "reparent without --parent" $VHDTOOL reparent img.vhd
+check_usage "reparent without CHILD" $VHDTOOL reparent --parent img.vhd
 
 # Unknown options: exit 2, one line (getopt's own complaint must not be a
 # second line), naming the option.
@@ -74,6 +78,7 @@ for v in $verbs; do
 	convert) args="img.vhd out.img" ;;
 	snapshot) args="img.vhd child.vhd" ;;
 	write) args="img.vhd data.bin" ;;
+	reparent) args="--parent img.vhd img.vhd" ;;
 	*) args="img.vhd" ;;
 	esac
 	check_usage "$v --no-such-option" $VHDTOOL "$v" --no-such-option $args
