@@ -30,6 +30,20 @@ unsigned boot_e820(const struct vm *vm, struct e820_entry *e)
 	return n;
 }
 
+/* Open @path read-only; it must be a regular file.  Returns the fd. */
+static int open_regular(const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return hv_fail(-errno, "%s: %m", path);
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+		close(fd);
+		return hv_fail(-EINVAL, "%s: not a regular file", path);
+	}
+	return fd;
+}
+
 int boot_read_file(const char *path, uint8_t **buf, size_t *len)
 {
 	struct stat st;
@@ -37,13 +51,9 @@ int boot_read_file(const char *path, uint8_t **buf, size_t *len)
 	size_t done = 0;
 	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_regular(path, &st);
 	if (fd < 0)
-		return hv_fail(-errno, "%s: %m", path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = hv_fail(-EINVAL, "%s: not a regular file", path);
-		goto out_close;
-	}
+		return fd;
 	if ((uint64_t)st.st_size > KERNEL_MAX_FILE) {
 		rc = hv_fail(-EFBIG, "%s: too big (%lld bytes)", path, (long long)st.st_size);
 		goto out_close;
@@ -80,13 +90,9 @@ int boot_load_initrd(struct vm *vm, const char *path, uint64_t max_end,
 	size_t done = 0;
 	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_regular(path, &st);
 	if (fd < 0)
-		return hv_fail(-errno, "%s: %m", path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = hv_fail(-EINVAL, "%s: not a regular file", path);
-		goto out_close;
-	}
+		return fd;
 	if ((uint64_t)st.st_size + (64ULL << 20) > end) {
 		rc = hv_fail(-ENOMEM, "%s: does not fit in guest RAM (%lld bytes)",
 			     path, (long long)st.st_size);

@@ -326,12 +326,11 @@ unsigned vhd_aioq_inflight(const vhd_aioq *q)
 	return q->inflight;
 }
 
-void vhd_aioq_free(vhd_aioq *q)
+/* Free a queue's memory and descriptors (nothing in flight). */
+static void release(vhd_aioq *q)
 {
-	if (!q)
-		return;
-	drain(q);
-	io_destroy(q->ctx);
+	if (q->ctx)
+		io_destroy(q->ctx);
 	close(q->efd);
 	free(q->ready);
 	free(q->slots);
@@ -339,6 +338,14 @@ void vhd_aioq_free(vhd_aioq *q)
 	free(q->batch);
 	free(q->events);
 	free(q);
+}
+
+void vhd_aioq_free(vhd_aioq *q)
+{
+	if (!q)
+		return;
+	drain(q);
+	release(q);
 }
 
 int vhd_aioq_new(vhd_disk *d, unsigned depth, vhd_aioq **out)
@@ -388,12 +395,6 @@ int vhd_aioq_new(vhd_disk *d, unsigned depth, vhd_aioq **out)
 	*out = q;
 	return 0;
 fail:
-	close(q->efd);
-	free(q->ready);
-	free(q->slots);
-	free(q->free_slots);
-	free(q->batch);
-	free(q->events);
-	free(q);
+	release(q);
 	return rc;
 }
