@@ -26,7 +26,10 @@ need fio jq nbdkit qemu-nbd qemu-img nbdinfo bc
 need_vhdkit plugin
 "$BENCH/mkdata.sh"
 
-: "${TARGETS:=nbdkit-vhd-vpc qemu-nbd-vpc nbdkit-raw}"
+: "${TARGETS:=nbdkit-vhd-vpc nbdkit-vhd-vhdkit qemu-nbd-vpc nbdkit-raw}"
+# nbdkit-vhd-vpc serves the VHD qemu-img made (block data one sector after
+# the bitmap, so 4 KiB guest I/O straddles two host pages); nbdkit-vhd-vhdkit
+# the same content converted by vhdtool (block data on 4 KiB boundaries).
 # job spec = name:rw:bs:iodepth:numjobs[:time_based[:fsync]] (see set_job in lib.sh)
 : "${READ_JOBS:=rr4k-qd1:randread:4k:1:1 rr4k-qd32:randread:4k:32:1 sr1m-qd32:read:1M:32:1}"
 : "${WRITE_JOBS:=rw4k-qd1:randwrite:4k:1:1 rw4k-qd32:randwrite:4k:32:1 sw1m-qd32:write:1M:32:1}"
@@ -39,17 +42,17 @@ if [[ ${APPEND:-0} != 1 || ! -f $OUTTSV ]]; then echo "$TSV_HDR" > "$OUTTSV"; fi
 CMDLOG="$RESULTS/$TAG.commands"; : > "$CMDLOG"; rm -f "$RESULTS/$TAG.check"
 printf 'SIZE_MIB=%s DATA_PCT=%s RUNS=%s RUNTIME=%s\n' "$SIZE_MIB" "$DATA_PCT" "$RUNS" "$RUNTIME" > "$RESULTS/$TAG.params"
 
-IMG_RAW="$WORK/nbd.raw"; IMG_VPC="$WORK/nbd.vhd"
+IMG_RAW="$WORK/nbd.raw"; IMG_VPC="$WORK/nbd.vhd"; IMG_OURS="$WORK/nbd-vhdkit.vhd"
 r0=$(last_run "$OUTTSV" 5)   # APPEND=1: runs numbered after those already there
 
-fmt_of() { case $1 in *vpc*) echo vpc;; *) echo raw;; esac; }
-img_of() { case $(fmt_of "$1") in vpc) echo "$IMG_VPC";; raw) echo "$IMG_RAW";; esac; }
+fmt_of() { case $1 in *vpc*|*vhdkit*) echo vpc;; *) echo raw;; esac; }
+img_of() { case $1 in *vhdkit*) echo "$IMG_OURS";; *vpc*) echo "$IMG_VPC";; *) echo "$IMG_RAW";; esac; }
 
 # start_target NAME IMAGE -> sets KIND (nbd|file), URI or FILE/ENGINE/DIRECT, PID
 start_target() {
     local t=$1 img=$2; KIND=nbd; URI=$(nbd_uri "$t"); PID=
     case $t in
-        nbdkit-vhd-vpc|nbdkit-vhd-raw) start_nbdkit_vhd "$t" "$img";;
+        nbdkit-vhd-vpc|nbdkit-vhd-raw|nbdkit-vhd-vhdkit) start_nbdkit_vhd "$t" "$img";;
         nbdkit-vhd-*-t*)   start_nbdkit_vhd "$t" "$img" "--threads=${t##*-t}";;
         nbdkit-raw)        start_nbdkit "$t" "$img";;
         nbdkit-raw-t*)     start_nbdkit "$t" "$img" "--threads=${t#nbdkit-raw-t}";;
@@ -101,6 +104,9 @@ restore_images() {
     log "restoring images from pristine copies"
     cp --sparse=never "$WORK/src-dense.raw" "$IMG_RAW"   # fully allocated raw
     cp --sparse=always "$WORK/pristine.vhd"  "$IMG_VPC"
+    if [[ " $TARGETS " == *vhdkit* ]]; then
+        rm -f "$IMG_OURS"; "$VHDTOOL" convert -q -O vhd "$WORK/pristine.vhd" "$IMG_OURS"
+    fi
     sync
 }
 
@@ -109,8 +115,8 @@ restore_images() {
 precondition() {
     local t f seen=" "
     for t in $TARGETS; do
-        f=$(fmt_of "$t"); [[ $seen == *" $f "* ]] && continue; seen+="$f "
-        log "precondition $f image via $t"
+        f=$(img_of "$t"); [[ $seen == *" $f "* ]] && continue; seen+="$f "
+        log "precondition $f via $t"
         measure precondition "$t" "fill1m-qd32:write:1M:32:1:0" 0
     done
 }
@@ -118,9 +124,10 @@ precondition() {
 fresh_empty() {  # fresh_empty TARGET -> path of a new empty image of its format
     local f; f=$(fmt_of "$1"); local p="$WORK/alloc.$f"
     rm -f "$p"
-    case $f in
-        raw)  truncate -s "${SIZE_MIB}M" "$p";;
-        vpc)  qemu-img create -q -f vpc $VPC_OPTS "$p" "${SIZE_MIB}M";;
+    case $1:$f in
+        *:raw)       truncate -s "${SIZE_MIB}M" "$p";;
+        *vhdkit*:vpc) "$VHDTOOL" create -q --size "${SIZE_MIB}M" "$p";;
+        *:vpc)       qemu-img create -q -f vpc $VPC_OPTS "$p" "${SIZE_MIB}M";;
     esac
     echo "$p"
 }
@@ -160,12 +167,14 @@ for phase in $PHASES; do
     esac
 done
 # the images must still be valid VHDs after every write phase
-if [[ " $TARGETS " == *vpc* && " $PHASES " == *" overwrite "* && -f $IMG_VPC ]]; then
+for IMG_CHECK in "$IMG_VPC" "$IMG_OURS"; do
+    [[ " $TARGETS " == *vpc* || " $TARGETS " == *vhdkit* ]] || break
+    [[ " $PHASES " == *" overwrite "* && -f $IMG_CHECK ]] || continue
     # (qemu-img check does not support vpc)
-    if "$VHDTOOL" check "$IMG_VPC" > "$RUN_DIR/nbd-check.out" 2>&1
-    then log "after the run: $IMG_VPC checks clean (vhdtool check)"
-    else log "after the run: $IMG_VPC has problems:"; cat "$RUN_DIR/nbd-check.out" >&2
-         { echo "$TAG: $IMG_VPC fails its check after the run:"; cat "$RUN_DIR/nbd-check.out"; } >> "$RESULTS/$TAG.check"
+    if "$VHDTOOL" check "$IMG_CHECK" > "$RUN_DIR/nbd-check.out" 2>&1
+    then log "after the run: $IMG_CHECK checks clean (vhdtool check)"
+    else log "after the run: $IMG_CHECK has problems:"; cat "$RUN_DIR/nbd-check.out" >&2
+         { echo "$TAG: $IMG_CHECK fails its check after the run:"; cat "$RUN_DIR/nbd-check.out"; } >> "$RESULTS/$TAG.check"
     fi
-fi
+done
 log "done: $OUTTSV"
