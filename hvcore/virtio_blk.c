@@ -177,6 +177,45 @@ static bool drain(struct vblk_queue *bq, struct vpci_queue *q, struct virtq_chai
 	return done;
 }
 
+/*
+ * After a batch the thread watches the avail index for a short while
+ * before it re-enables notifications and sleeps: a driver that answers a
+ * completion with its next request (queue depth 1, a polling guest) is
+ * served without a kick exit, an eventfd wakeup and a context switch, which
+ * cost more than the watch (here: ~12 us of host CPU per request at depth 1
+ * without it).  Notifications stay off meanwhile, so the driver does not
+ * kick.
+ */
+#define VBLK_WATCH_NS 20000
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Watch for new requests for up to VBLK_WATCH_NS with the queue lock
+ * released.  Returns true when there is work. */
+static bool watch(struct vblk_queue *bq, struct vpci_queue *q)
+{
+	uint64_t end = now_ns() + VBLK_WATCH_NS;
+	bool work = false;
+
+	pthread_mutex_unlock(&q->lock);
+	do {
+		if (!__atomic_load_n(&q->active, __ATOMIC_ACQUIRE) ||
+		    virtq_has_avail(&q->vq)) {
+			work = true;
+			break;
+		}
+		__builtin_ia32_pause();
+	} while (now_ns() < end);
+	pthread_mutex_lock(&q->lock);
+	return work;
+}
+
 static void serve(struct vblk_queue *bq)
 {
 	struct vpci_queue *q = &bq->blk->vpci.q[bq->index];
@@ -192,7 +231,12 @@ static void serve(struct vblk_queue *bq)
 		if (any && virtq_need_interrupt(&q->vq))
 			vpci_queue_interrupt(&bq->blk->vpci, bq->index);
 		/* out of slots: completions wake us, not the guest */
-		if (!bq->nfree || q->vq.broken || !virtq_enable_notify(&q->vq))
+		if (!bq->nfree || q->vq.broken)
+			break;
+		/* requests in the kernel: their completion wakes us */
+		if (q->active && !q->inflight && watch(bq, q))
+			continue;
+		if (!q->active || !virtq_enable_notify(&q->vq))
 			break;
 	}
 	pthread_mutex_unlock(&q->lock);

@@ -177,6 +177,11 @@ void virtq_disable_notify(struct virtq *q)
 		store16(&q->used->flags, VRING_USED_F_NO_NOTIFY);
 }
 
+bool virtq_has_avail(struct virtq *q)
+{
+	return !q->broken && load16(&q->avail->idx) != q->last_avail;
+}
+
 bool virtq_enable_notify(struct virtq *q)
 {
 	if (q->event_idx)

@@ -82,6 +82,9 @@ bool virtq_need_interrupt(struct virtq *q);
 /** Ask the driver not to notify us (we are polling the ring). */
 void virtq_disable_notify(struct virtq *q);
 
+/** Whether the driver made buffers available that we have not taken. */
+bool virtq_has_avail(struct virtq *q);
+
 /** Ask for notifications again.  Returns true when buffers arrived in the
  *  meantime (poll again before sleeping). */
 bool virtq_enable_notify(struct virtq *q);

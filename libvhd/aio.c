@@ -4,19 +4,24 @@
  * A READ or WRITE whose whole range the format maps to one contiguous run of
  * the image file (format op `map`), on a backend that exposes its
  * descriptor (io op `aio_fd`) and with the descriptor's O_DIRECT alignment
- * met, becomes one libaio iocb (preadv/pwritev straight on the caller's
- * iovec).  Everything else runs synchronously in vhd_aio_submit through the
- * ordinary calls and is queued as completed.
+ * met, goes straight to that descriptor on the caller's iovec: as a libaio
+ * iocb when the descriptor is O_DIRECT, and as a plain preadv/pwritev in
+ * vhd_aio_submit when it is buffered (the kernel would run a buffered iocb
+ * inside io_submit anyway; this saves the iocb and eventfd round trips).
+ * Everything else runs synchronously in vhd_aio_submit through the ordinary
+ * calls.  Requests finished inside vhd_aio_submit are queued as completed.
  *
  * Invariants
  *  - inflight = requests accepted and not yet reaped <= depth; kernel =
  *    those still owned by the kernel; ready holds the completed ones not
  *    yet reaped.  A slot (iocb) is owned by the kernel exactly while its
  *    request is in flight there.
- *  - The eventfd is non-zero whenever ready is non-empty or the kernel has
- *    completions not yet collected: every completion (the kernel's through
- *    io_set_eventfd, ours through signal()) adds to it, and reap resets it
- *    before collecting, re-arming it when it leaves completions behind.
+ *  - The eventfd is non-zero whenever the kernel has completions not yet
+ *    collected, or reap left completions behind: the kernel's add to it
+ *    through io_set_eventfd, and reap resets it before collecting (only when
+ *    it may be set: efd_maybe), re-arming it when it leaves some behind.
+ *    Requests completed inside submit do not touch it: the caller reaps
+ *    after submitting.
  *  - A FLUSH is executed only after every earlier request of the queue has
  *    completed (drain), so it covers them.
  */
@@ -56,12 +61,14 @@ struct vhd_aioq {
 	struct iocb **batch;	/* iocbs prepared by this submit call */
 	unsigned nbatch;
 	struct io_event *events;
+	bool efd_maybe;		/* the eventfd may be non-zero */
 };
 
 static void signal_ready(vhd_aioq *q)
 {
 	uint64_t one = 1;
 
+	q->efd_maybe = true;
 	if (write(q->efd, &one, sizeof(one)) < 0) {
 		/* The counter cannot overflow with <= 1024 requests. */
 	}
@@ -72,7 +79,6 @@ static void complete(vhd_aioq *q, struct vhd_aio *r, ssize_t result)
 	r->result = result;
 	q->ready[(q->ready_head + q->ready_count) % q->depth] = r;
 	q->ready_count++;
-	signal_ready(q);
 }
 
 static uint64_t iov_bytes(const struct vhd_aio *r)
@@ -114,7 +120,8 @@ static bool iov_aligned(const struct vhd_aio *r, unsigned align)
 	return true;
 }
 
-/* Prepare an iocb when the request can go to the kernel as it is. */
+/* When the request can go to the image file as it is: run it there now
+ * (buffered descriptor) or prepare an iocb (O_DIRECT). */
 static bool try_kernel(vhd_aioq *q, struct vhd_aio *r, uint64_t len)
 {
 	vhd_disk *d = q->d;
@@ -123,13 +130,22 @@ static bool try_kernel(vhd_aioq *q, struct vhd_aio *r, uint64_t len)
 	uint64_t pos;
 	unsigned idx;
 
-	if (q->fd < 0 || !d->ops->map || q->nfree == 0)
+	if (q->fd < 0 || !d->ops->map)
 		return false;
 	if (r->iovcnt > IOV_MAX)
 		return false;
 	if (d->ops->map(d, r->offset, len, write, &pos) != len)
 		return false;
 	if (q->align && (pos % q->align || !iov_aligned(r, q->align)))
+		return false;
+	if (!q->align) {
+		ssize_t n = write ? pwritev(q->fd, r->iov, r->iovcnt, (off_t)pos)
+				  : preadv(q->fd, r->iov, r->iovcnt, (off_t)pos);
+		/* short or failed: the synchronous path has the answer */
+		complete(q, r, n == (ssize_t)len ? n : run_rw_sync(d, r));
+		return true;
+	}
+	if (q->nfree == 0)
 		return false;
 	idx = q->free_slots[--q->nfree];
 	s = &q->slots[idx];
@@ -207,6 +223,7 @@ static void push_batch(vhd_aioq *q)
 			break;
 		}
 		q->kernel += (unsigned)n;
+		q->efd_maybe = true;
 		done += (unsigned)n;
 	}
 	q->nbatch = 0;
@@ -293,8 +310,11 @@ int vhd_aio_reap(vhd_aioq *q, struct vhd_aio **done, unsigned min, unsigned max)
 	if (min > max)
 		min = max;
 	/* Reset first: completions that land from here on count again. */
-	if (read(q->efd, &cnt, sizeof(cnt)) < 0) {
-		/* EAGAIN: nothing was signalled */
+	if (q->efd_maybe) {
+		q->efd_maybe = q->kernel > 0;
+		if (read(q->efd, &cnt, sizeof(cnt)) < 0) {
+			/* EAGAIN: nothing was signalled */
+		}
 	}
 	for (;;) {
 		while (got < max && q->ready_count > 0) {

@@ -264,12 +264,13 @@ VHD_API int64_t vhd_map_file(vhd_disk *d, uint64_t off, uint64_t len,
 /* ---- asynchronous I/O ----
  * A queue of requests in flight on one disk, for event-driven callers (the
  * VMM's virtio queues, convert --direct).  A request whose range is stored
- * contiguously in a file that the kernel can serve (raw files, fixed disks,
- * allocated blocks of dynamic and differencing VHD/VHDX, block devices) is
- * submitted to the kernel with libaio and completes later; anything else
- * (allocation, partial sectors, reads from parents, discard, zero) runs
- * synchronously inside vhd_aio_submit and completes at once.  Either way the
- * caller sees one interface: submit, then reap completions.
+ * contiguously in the image file (raw files, fixed disks, allocated blocks
+ * of dynamic and differencing VHD/VHDX, block devices) goes straight to the
+ * file on the caller's iovec: with libaio when the file is open O_DIRECT
+ * (it completes later), with one preadv/pwritev when it is buffered.
+ * Anything else (allocation, partial sectors, reads from parents, discard,
+ * zero) runs synchronously inside vhd_aio_submit.  Either way the caller
+ * sees one interface: submit, then reap completions.
  *
  * A queue is used by one thread at a time.  The disk handle may be used by
  * other queues and by the synchronous calls at the same time.  Overlapping
@@ -303,8 +304,10 @@ struct vhd_aio {
 
 /** A queue for up to @depth requests in flight (1..1024). */
 VHD_API int vhd_aioq_new(vhd_disk *d, unsigned depth, vhd_aioq **out);
-/** An eventfd that is readable while completions are waiting to be reaped
- *  (for poll/epoll loops); vhd_aio_reap resets it. */
+/** An eventfd for poll/epoll loops: readable when completions arrive after
+ *  vhd_aio_submit returned (requests finished inside submit are returned by
+ *  the next vhd_aio_reap, which the caller makes after submitting);
+ *  vhd_aio_reap resets it. */
 VHD_API int vhd_aioq_eventfd(const vhd_aioq *q);
 /** Submit @n requests.  Returns the number accepted (fewer when the queue is
  *  full) or -errno; a request's own failure is reported in its result. */
