@@ -22,7 +22,8 @@
 : "${RUNS:=3}"          # repetitions; tables report medians
 : "${RUNTIME:=8}"       # seconds per time-based fio job
 : "${DROP_CACHES:=1}"   # 1: drop the page cache before each convert run (cold source)
-: "${WARM:=1}"          # 1: read the backing image right before each fio run
+: "${WARM:=1}"          # 1: read the backing image (dd) right before each fio run;
+                        # random: 4 KiB random reads instead (see warm_file)
 
 # qemu-img options for the dynamic VHD every target serves (pristine.vhd)
 : "${VPC_OPTS:=}"       # e.g. "-o force_size=on" to avoid CHS rounding of the size

@@ -100,7 +100,16 @@ drop_caches() {
 # Read a file once so it is in the page cache (used before "warm" tests).
 # NOTE: these VMs run a DAMON "pageout" scheme that reclaims page cache not
 # accessed for ~60 s, so warming happens right before each measurement.
-warm_file() { [[ "$WARM" == 1 ]] || return 0; dd if="$1" of=/dev/null bs=4M status=none; }
+# WARM=1: a sequential dd read (the page cache then holds large folios);
+# WARM=random: 4 KiB random reads over the whole file, as a guest fills the
+# cache (small folios; ext4 4 KiB writes into large folios cost much more).
+warm_file() {
+    case $WARM in
+        1) dd if="$1" of=/dev/null bs=4M status=none;;
+        random) fio --name=warm --filename="$1" --rw=randread --bs=4k --ioengine=psync \
+                    --size=100% --output=/dev/null;;
+    esac
+}
 
 # Apparent and allocated size in bytes.
 size_apparent() { stat -c %s "$1"; }
