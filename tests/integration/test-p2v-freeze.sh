@@ -14,7 +14,12 @@ cleanup() {
 	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
 }
 trap 'cleanup; rm -rf "$T"' EXIT
-attach() { local l; l=$(losetup -f --show "$@") || skip "cannot attach a loop device"; LOOPS+=("$l"); echo "$l"; }
+# attach VAR LOSETUP-ARGS...: sets VAR (no subshell, so cleanup sees LOOPS)
+attach() {
+	local var=$1 l; shift
+	l=$(losetup -f --show "$@") || skip "cannot attach a loop device"
+	LOOPS+=("$l"); printf -v "$var" %s "$l"
+}
 # Whether the filesystem takes a write within $1 tenths of a second.  A
 # write to a frozen filesystem blocks uninterruptibly, so the probe runs in
 # the background and is only watched (it completes after the thaw).
@@ -30,7 +35,7 @@ writable_within() {
 }
 
 truncate -s 96M fs.img
-L=$(attach fs.img)
+attach L fs.img
 mkfs.ext4 -q "$L"
 mkdir m r
 mount "$L" m || skip "cannot mount ext4 here"
@@ -53,7 +58,7 @@ lines=$(wc -l < m/log.txt); sleep 0.5
 kill "$W"; W=
 "$VHDTOOL" check out.vhd || die "p2v output does not check clean"
 "$VHDTOOL" convert -q out.vhd out.img
-L2=$(attach -r out.img)
+attach L2 -r out.img
 e2fsck -fn "$L2" >fsck.out 2>&1 || { cat fsck.out; die "p2v image does not fsck clean"; }
 mount -o ro,noload "$L2" r
 diff -r "$TOP/libvhd" r/files || die "files differ in the p2v image"
