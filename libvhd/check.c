@@ -155,21 +155,12 @@ static int check_layer(const char *path, unsigned flags,
 		       const struct vhd_open_opts *o, struct checker *c,
 		       bool *is_diff)
 {
-	struct chain_ctx *ctx = calloc(1, sizeof(*ctx));
 	vhd_disk *d = NULL;
 	int rc;
 
 	*is_diff = false;
-	if (!ctx)
-		return -ENOMEM;
 	c->path = path;
-	if (o)
-		ctx->opts = *o;
-	ctx->flags = VHD_OPEN_TOLERANT | VHD_OPEN_NOPARENT | (flags & VHD_OPEN_NOLOCK);
-	ctx->report = found;
-	ctx->report_opaque = c;
-	rc = disk_open_layer(path, ctx->flags, ctx, &d);
-	free(ctx);
+	rc = disk_open_tolerant(path, flags & VHD_OPEN_NOLOCK, o, found, c, &d);
 	if (rc < 0) {
 		if (!is_damage(rc))
 			return rc;

@@ -296,6 +296,26 @@ int vhd_open_io(struct vhd_io *io, const char *name, unsigned flags,
 	return rc;
 }
 
+int disk_open_tolerant(const char *path, unsigned flags, const struct vhd_open_opts *o,
+		       void (*report)(void *opaque, enum vhd_check_severity sev,
+				      const char *msg),
+		       void *opaque, vhd_disk **out)
+{
+	struct chain_ctx *ctx = calloc(1, sizeof(*ctx));
+	int rc;
+
+	if (!ctx)
+		return path_error(path, -ENOMEM, "out of memory");
+	if (o)
+		ctx->opts = *o;
+	ctx->flags = VHD_OPEN_TOLERANT | VHD_OPEN_NOPARENT | flags;
+	ctx->report = report;
+	ctx->report_opaque = opaque;
+	rc = disk_open_layer(path, ctx->flags, ctx, out);
+	free(ctx);
+	return rc;
+}
+
 int vhd_open(const char *path, unsigned flags, const struct vhd_open_opts *o,
 	     vhd_disk **out)
 {

@@ -181,6 +181,14 @@ int raw_open(vhd_disk *d);
 int vhd_image_open(vhd_disk *d, struct chain_ctx *ctx);
 int vhd_image_create(const char *path, const struct vhd_create_opts *o);
 
+/* Open one layer on its own, tolerating repairable damage (check, repair):
+ * VHD_OPEN_TOLERANT | VHD_OPEN_NOPARENT | @flags; what the open works
+ * around goes to @report. */
+int disk_open_tolerant(const char *path, unsigned flags, const struct vhd_open_opts *o,
+		       void (*report)(void *opaque, enum vhd_check_severity sev,
+				      const char *msg),
+		       void *opaque, vhd_disk **out);
+
 /* Open a layer of a chain (used for parents); fills ctx identities. */
 int disk_open_layer(const char *path, unsigned flags, struct chain_ctx *ctx,
 		    vhd_disk **out);

@@ -214,6 +214,24 @@ static int finish(struct merge_plan *p, const struct vhd_open_opts *o,
 	return 0;
 }
 
+/* Run the journaled plan to the end, then hand its layers (now stale) to
+ * the caller and free the plan. */
+static int finish_plan(struct merge_plan *p, const struct vhd_open_opts *o,
+		       int (*progress)(void *, uint64_t, uint64_t), void *opaque,
+		       char ***stale, int *nstale)
+{
+	int rc = finish(p, o, progress, opaque);
+
+	if (rc == 0) {
+		*stale = p->layers;
+		*nstale = p->nlayers;
+		p->layers = NULL;
+		p->nlayers = 0;
+	}
+	plan_free(p);
+	return rc;
+}
+
 int vhd_merge(const char *child, const char *into, const struct vhd_open_opts *o,
 	      int (*progress)(void *, uint64_t, uint64_t), void *opaque,
 	      char ***stale, int *nstale)
@@ -256,16 +274,11 @@ int vhd_merge(const char *child, const char *into, const struct vhd_open_opts *o
 					       into ? into : "(parent)");
 	}
 	rc = write_journal(&p, o);
-	if (rc == 0)
-		rc = finish(&p, o, progress, opaque);
-	if (rc == 0) {
-		*stale = p.layers;
-		*nstale = p.nlayers;
-		p.layers = NULL;
-		p.nlayers = 0;
+	if (rc < 0) {
+		plan_free(&p);
+		return rc;
 	}
-	plan_free(&p);
-	return rc;
+	return finish_plan(&p, o, progress, opaque, stale, nstale);
 }
 
 int vhd_merge_resume(const char *target, const struct vhd_open_opts *o,
@@ -282,13 +295,5 @@ int vhd_merge_resume(const char *target, const struct vhd_open_opts *o,
 	rc = read_journal(jp, &p, o);
 	if (rc < 0)
 		return rc;
-	rc = finish(&p, o, progress, opaque);
-	if (rc == 0) {
-		*stale = p.layers;
-		*nstale = p.nlayers;
-		p.layers = NULL;
-		p.nlayers = 0;
-	}
-	plan_free(&p);
-	return rc;
+	return finish_plan(&p, o, progress, opaque, stale, nstale);
 }

@@ -39,19 +39,10 @@ static void ignore(void *opaque, enum vhd_check_severity sev, const char *msg)
 static int open_tolerant(const char *path, unsigned flags,
 			 const struct vhd_open_opts *o, vhd_disk **d)
 {
-	struct chain_ctx *ctx = calloc(1, sizeof(*ctx));
-	int rc;
+	struct vhd_open_opts oo = o ? *o : (struct vhd_open_opts){ 0 };
 
-	if (!ctx)
-		return path_error(path, -ENOMEM, "out of memory");
-	if (o)
-		ctx->opts = *o;
-	ctx->opts.format = VHD_FMT_AUTO;
-	ctx->flags = VHD_OPEN_TOLERANT | VHD_OPEN_NOPARENT | flags;
-	ctx->report = ignore;
-	rc = disk_open_layer(path, ctx->flags, ctx, d);
-	free(ctx);
-	return rc;
+	oo.format = VHD_FMT_AUTO;
+	return disk_open_tolerant(path, flags, &oo, ignore, NULL, d);
 }
 
 static int run(const char *path, bool apply, const struct vhd_open_opts *o,
