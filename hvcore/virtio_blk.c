@@ -265,21 +265,9 @@ static void *io_thread(void *arg)
 			hv_eventfd_drain(p[0].fd);
 		serve(bq);
 	}
-	/* finish what is in flight before the disk closes */
-	pthread_mutex_lock(&q->lock);
-	while (bq->aioq && vhd_aioq_inflight(bq->aioq)) {
-		struct vhd_aio *done[64];
-		int n = vhd_aio_reap(bq->aioq, done, 1, 64);
-		if (n <= 0)
-			break;
-		for (int i = 0; i < n; i++) {
-			struct blk_io *io = done[i]->opaque;
-			bq->free[bq->nfree++] = (uint16_t)(io - bq->slots);
-			q->inflight--;
-		}
-	}
-	pthread_cond_broadcast(&q->idle);
-	pthread_mutex_unlock(&q->lock);
+	/* Requests still in the kernel are waited for by vhd_aioq_free in
+	 * vblk_destroy, after the vCPUs (the only ones waiting on q->idle)
+	 * have stopped. */
 	{
 		struct timespec ts;
 		if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
