@@ -241,20 +241,6 @@ static int drain(vhd_aioq *q)
 	return 0;
 }
 
-static ssize_t check_req(vhd_aioq *q, const struct vhd_aio *r, uint64_t len)
-{
-	vhd_disk *d = q->d;
-
-	if (r->op != VHD_AIO_READ && d->read_only)
-		return disk_error(d, -EROFS, "image is open read-only");
-	if (r->offset > d->size || len > d->size - r->offset)
-		return disk_error(d, -EINVAL,
-				  "request [%llu, +%llu) is past the end of the disk (%llu bytes)",
-				  (unsigned long long)r->offset, (unsigned long long)len,
-				  (unsigned long long)d->size);
-	return 0;
-}
-
 static void start(vhd_aioq *q, struct vhd_aio *r)
 {
 	uint64_t len;
@@ -264,7 +250,7 @@ static void start(vhd_aioq *q, struct vhd_aio *r)
 	case VHD_AIO_READ:
 	case VHD_AIO_WRITE:
 		len = iov_bytes(r);
-		rc = check_req(q, r, len);
+		rc = disk_check_range(q->d, r->offset, len, r->op == VHD_AIO_WRITE);
 		if (rc < 0 || len == 0) {
 			complete(q, r, rc);
 			return;

@@ -352,7 +352,7 @@ int vhd_close(vhd_disk *d)
 	return rc;
 }
 
-static int check_range(vhd_disk *d, uint64_t off, uint64_t len, bool write)
+int disk_check_range(vhd_disk *d, uint64_t off, uint64_t len, bool write)
 {
 	if (write && d->read_only)
 		return disk_error(d, -EROFS, "image is open read-only");
@@ -366,7 +366,7 @@ static int check_range(vhd_disk *d, uint64_t off, uint64_t len, bool write)
 
 ssize_t vhd_pread(vhd_disk *d, void *buf, size_t len, uint64_t off)
 {
-	int rc = check_range(d, off, len, false);
+	int rc = disk_check_range(d, off, len, false);
 
 	if (rc < 0)
 		return rc;
@@ -377,7 +377,7 @@ ssize_t vhd_pread(vhd_disk *d, void *buf, size_t len, uint64_t off)
 
 ssize_t vhd_pwrite(vhd_disk *d, const void *buf, size_t len, uint64_t off)
 {
-	int rc = check_range(d, off, len, true);
+	int rc = disk_check_range(d, off, len, true);
 
 	if (rc < 0)
 		return rc;
@@ -392,7 +392,7 @@ int64_t vhd_map_file(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags,
 	bool write = flags & VHD_MAP_WRITE;
 	uint64_t n, fsize;
 	unsigned align = 0;
-	int rc = check_range(d, off, len, write);
+	int rc = disk_check_range(d, off, len, write);
 
 	if (rc < 0)
 		return rc;
@@ -417,7 +417,7 @@ int vhd_flush(vhd_disk *d)
 
 int vhd_discard(vhd_disk *d, uint64_t off, uint64_t len)
 {
-	int rc = check_range(d, off, len, true);
+	int rc = disk_check_range(d, off, len, true);
 
 	if (rc < 0 || len == 0)
 		return rc;
@@ -426,7 +426,7 @@ int vhd_discard(vhd_disk *d, uint64_t off, uint64_t len)
 
 int vhd_zero(vhd_disk *d, uint64_t off, uint64_t len, unsigned flags)
 {
-	int rc = check_range(d, off, len, true);
+	int rc = disk_check_range(d, off, len, true);
 
 	if (rc < 0 || len == 0)
 		return rc;

@@ -123,6 +123,10 @@ int disk_problem(vhd_disk *d, enum vhd_check_severity sev, int err,
 		    ((n) = (uint32_t)((_e - _o) < (uint64_t)(img)->block_size - (boff) \
 				      ? (_e - _o) : (img)->block_size - (boff))), 1)
 
+/* A request on @d: -EROFS when writing a read-only handle, -EINVAL past the
+ * end of the disk (with the handle's message set), else 0. */
+int disk_check_range(vhd_disk *d, uint64_t off, uint64_t len, bool write);
+
 /* Thread error for failures before a handle exists. */
 int path_error(const char *path, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
