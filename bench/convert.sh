@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Conversion throughput, side by side in each repetition:
 #   raw -> dynamic VHD   vhdtool convert -q -O vhd   vs  qemu-img convert -f raw -O vpc
+#                        (vhdtool reads a cold raw source around the page cache:
+#                        --source-cache auto, see vhdtool/source_cache.c)
 #                        vs  cp --sparse=always (the copy a user could do instead)
 #                        for the sparse source (holes) and the dense one (written zeros)
 #   raw -> dynamic VHDX  vhdtool convert -q -O vhdx  vs  qemu-img convert -f raw -O vhdx
-#                        vs  cp --sparse=always (sparse source)
+#                        vs  cp --sparse=always (sparse and dense sources)
 #   raw -> VHD, direct   vhdtool convert -q --direct vs  qemu-img convert -t none -O vpc
 #                        (both bypass the page cache; sparse and dense sources)
 #   merge                vhdtool merge CHILD (into its parent, the 2 GiB pristine
@@ -28,7 +30,7 @@ need qemu-img bc
 need_vhdkit tool
 "$BENCH/mkdata.sh"
 
-: "${JOBS:=raw2vhd-sparse raw2vhd-dense raw2vhdx-sparse raw2vhd-sparse-direct raw2vhd-dense-direct vhd2raw merge}"
+: "${JOBS:=raw2vhd-sparse raw2vhd-dense raw2vhdx-sparse raw2vhdx-dense raw2vhd-sparse-direct raw2vhd-dense-direct vhd2raw merge}"
 : "${CASES:=vhdtool qemu-img cp-sparse}"
 : "${VERIFY:=1}"
 OUTTSV="$RESULTS/convert.tsv"
@@ -47,7 +49,7 @@ case_cmd() {
     local job=$1 c=$2
     case $job in
         raw2vhd-sparse|raw2vhdx-sparse|raw2vhd-sparse-direct) SRC="$WORK/src.raw";;
-        raw2vhd-dense|raw2vhd-dense-direct) SRC="$WORK/src-dense.raw";;
+        raw2vhd-dense|raw2vhdx-dense|raw2vhd-dense-direct) SRC="$WORK/src-dense.raw";;
         vhd2raw)        SRC="$VHD";;
         merge)          SRC="$WORK/merge-child.vhd";;
         *) die "unknown convert job $job";;

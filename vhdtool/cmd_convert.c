@@ -18,7 +18,8 @@ const struct verb verb_convert = {
 	"convert", run, "copy an image into a new raw file or VHD (chains flattened)",
 	"[-f raw|vhd|vhdx|qcow2|vmdk] [-O raw|vhd|vhdx] [--type fixed|dynamic]\n"
 	"       [--block-size SIZE]\n"
-	"       [-p] [-q] [--json] [--no-sparse] [--keep-partial] [--direct] SRC DST\n"
+	"       [-p] [-q] [--json] [--no-sparse] [--keep-partial] [--direct]\n"
+	"       [--source-cache auto|direct|buffered] SRC DST\n"
 	"       --keep-chain [-O vhd|vhdx] [...] SRC DIR/ or DSTPREFIX\n"
 	"  The source format is detected from its content (-f forces one).\n"
 	"  The output format is -O, else DST's extension (.vhd/.avhd, .vhdx/.avhdx,\n"
@@ -27,6 +28,9 @@ const struct verb verb_convert = {
 	"  On failure the partial output is removed, or kept with --keep-partial.\n"
 	"  --direct bypasses the page cache (O_DIRECT) on both sides, with reads\n"
 	"  kept in flight by asynchronous I/O.\n"
+	"  --source-cache: how the source is read; auto (default) reads a raw, VHD\n"
+	"  or VHDX source around the page cache (O_DIRECT, asynchronous) unless\n"
+	"  most of it is cached already; the output stays buffered.\n"
 	"  --keep-chain makes one output per layer of SRC's chain, each a\n"
 	"  differencing image over the previous one (the base converted whole),\n"
 	"  in -O's format (default: SRC's): DIR/LAYERNAME.EXT when DIR is a\n"
@@ -133,12 +137,15 @@ static int run(int argc, char **argv)
 		{ "keep-partial", no_argument, NULL, 'K' },
 		{ "direct", no_argument, NULL, 'D' },
 		{ "keep-chain", no_argument, NULL, 'C' },
+		{ "source-cache", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vhd_convert_opts co = { .sparse_zeros = 1 };
 	struct vhd_open_opts oo = { 0 };
 	enum vhd_format outfmt = VHD_FMT_AUTO;
 	int c, rc, quiet = 0, json = 0, want_progress = 0, keep_chain = 0;
+	enum source_cache srccache = SOURCE_CACHE_AUTO;
+	bool direct_source;
 	struct progress prog;
 	double t0, secs;
 	vhd_disk *src;
@@ -172,6 +179,11 @@ static int run(int argc, char **argv)
 		case 'K': co.keep_partial = 1; break;
 		case 'D': co.direct = 1; break;
 		case 'C': keep_chain = 1; break;
+		case 's':
+			if (parse_source_cache(optarg, &srccache) < 0)
+				return usage_error(&verb_convert,
+						   "--source-cache is auto, direct or buffered");
+			break;
 		default: return bad_option(&verb_convert, argv);
 		}
 	}
@@ -184,8 +196,11 @@ static int run(int argc, char **argv)
 				   "cannot tell the output format from '%s'; give -O",
 				   argv[optind + 1]);
 	co.out.format = outfmt;
-	if (open_disk(argv[optind], co.direct ? VHD_OPEN_DIRECT : 0, &oo, &src) < 0)
+	if (co.direct)
+		srccache = SOURCE_CACHE_DIRECT;
+	if (open_convert_source(argv[optind], srccache, &oo, &src, &direct_source) < 0)
 		return EXIT_FAIL;
+	co.direct_source = direct_source;
 	progress_init(&prog, want_progress && !quiet, "converting");
 	co.progress = progress_update;
 	co.opaque = &prog;

@@ -128,7 +128,8 @@ static int run(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct vhd_convert_opts co = { .sparse_zeros = 1 };
+	/* pass-through devices are O_DIRECT: keep reads in flight */
+	struct vhd_convert_opts co = { .sparse_zeros = 1, .direct_source = 1 };
 	char **freeze_list = NULL, **mounted = NULL;
 	int c, nf = 0, nm = 0, rc = EXIT_FAIL, quiet = 0, json = 0, want_progress = 0;
 	unsigned timeout_s = 600;

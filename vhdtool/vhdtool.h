@@ -59,6 +59,13 @@ const char *type_name(enum vhd_type t);
 /* JSON string literal (with quotes) of @s on @out. */
 void json_string(FILE *out, const char *s);
 
+/* How convert reads its source (source_cache.c). */
+enum source_cache { SOURCE_CACHE_AUTO, SOURCE_CACHE_DIRECT, SOURCE_CACHE_BUFFERED };
+int parse_source_cache(const char *s, enum source_cache *mode);
+/* Open convert's source; *@direct: read it around the page cache. */
+int open_convert_source(const char *path, enum source_cache mode,
+			const struct vhd_open_opts *o, vhd_disk **out, bool *direct);
+
 /* Progress bar on stderr when it is a TTY and enabled. */
 struct progress {
 	bool enabled;

@@ -413,6 +413,10 @@ struct vhd_convert_opts {
 	/* called after each chunk; nonzero return cancels (-ECANCELED) */
 	int (*progress)(void *opaque, uint64_t done, uint64_t total);
 	void *opaque;
+	/* read the source in 1 MiB requests kept in flight through vhd_aio
+	 * instead of buffered reads with read-ahead: for sources opened
+	 * VHD_OPEN_DIRECT (implied by direct) or pass-through devices */
+	int direct_source;
 };
 
 /** Copy the full content of @src (its whole chain) into a new image at
