@@ -49,11 +49,22 @@ int compact_classify(vhd_disk *d, uint64_t off, uint32_t len, uint8_t *buf,
 	return 0;
 }
 
+int compact_step(vhd_disk *d, struct compact_job *j, uint64_t n, uint64_t more)
+{
+	j->done += n * j->unit;
+	j->total += more * j->unit;
+	if (j->progress && j->progress(j->opaque, j->done, j->total))
+		return disk_error(d, -ECANCELED, "compaction cancelled (the image is valid)");
+	return 0;
+}
+
 int vhd_compact(const char *path, unsigned flags, const struct vhd_open_opts *o,
+		int (*progress)(void *, uint64_t, uint64_t), void *opaque,
 		struct vhd_compact_stats *st)
 {
 	struct vhd_open_opts lo = o ? *o : (struct vhd_open_opts){ 0 };
 	struct vhd_compact_stats local;
+	struct compact_job j = { .progress = progress, .opaque = opaque };
 	uint64_t size = 0;
 	vhd_disk *d;
 	int rc;
@@ -75,7 +86,8 @@ int vhd_compact(const char *path, unsigned flags, const struct vhd_open_opts *o,
 	}
 	if (io_size(d->io, &size) == 0)
 		st->file_before = size;
-	rc = d->ops->compact(d, st);
+	j.st = st;
+	rc = d->ops->compact(d, &j);
 out:
 	if (rc < 0) {
 		vhd_close(d);

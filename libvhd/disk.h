@@ -26,6 +26,7 @@ typedef int (*layer_extent_fn)(void *opaque, uint64_t off, uint64_t len,
 			       enum layer_extent what);
 
 struct repair_ctx;
+struct compact_job;
 
 struct vhd_format_ops {
 	const char *name;
@@ -60,7 +61,7 @@ struct vhd_format_ops {
 			uint64_t *pos);
 	/* optional: drop blocks that read the same without them, move the
 	 * rest down into holes, truncate (compact.c has the contract) */
-	int (*compact)(vhd_disk *d, struct vhd_compact_stats *st);
+	int (*compact)(vhd_disk *d, struct compact_job *j);
 	/* optional: point a differencing image at @parent, whose info is
 	 * @pi (reparent.c checked format, size and identity) */
 	int (*reparent)(vhd_disk *d, const char *parent, const struct vhd_info *pi,
@@ -152,6 +153,21 @@ enum compact_verdict {
 };
 int compact_classify(vhd_disk *d, uint64_t off, uint32_t len, uint8_t *buf,
 		     uint8_t *pbuf, enum compact_verdict *out);
+
+/* A compaction under way: what it did, and its progress in bytes of blocks
+ * (every stored block is examined once, every moved block copied once;
+ * the format sets @unit to its block size). */
+struct compact_job {
+	struct vhd_compact_stats *st;
+	int (*progress)(void *opaque, uint64_t done, uint64_t total);
+	void *opaque;
+	uint64_t done, total;
+	uint32_t unit;
+};
+/* @n more blocks done and @more blocks added to the total; -ECANCELED (with
+ * the message set) when the progress callback asks to stop.  Compaction
+ * stops only between its durable steps, so the image stays valid. */
+int compact_step(vhd_disk *d, struct compact_job *j, uint64_t n, uint64_t more);
 
 /* repair.c: a repair run.  The format lists every change with
  * repair_action() first, then, when @apply, makes them. */

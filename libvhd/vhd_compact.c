@@ -107,8 +107,9 @@ static int find_holes(vhd_disk *d, const struct span *s, size_t n,
 }
 
 /* Step 1: drop blocks that read the same without them. */
-static int drop_blocks(vhd_disk *d, struct vhd_compact_stats *st)
+static int drop_blocks(vhd_disk *d, struct compact_job *j)
 {
+	struct vhd_compact_stats *st = j->st;
 	struct vhd_image *v = IMG(d);
 	uint8_t *buf = malloc(v->block_size), *pbuf = malloc(v->block_size);
 	int rc = 0;
@@ -117,6 +118,8 @@ static int drop_blocks(vhd_disk *d, struct vhd_compact_stats *st)
 		rc = disk_error(d, -ENOMEM, "out of memory");
 		goto out;
 	}
+	j->unit = v->block_size;
+	rc = compact_step(d, j, 0, v->allocated);
 	for (uint32_t i = 0; i < v->nblocks && rc == 0; i++) {
 		uint64_t off = (uint64_t)i << v->block_shift;
 		uint32_t len = d->size - off < v->block_size ?
@@ -125,6 +128,8 @@ static int drop_blocks(vhd_disk *d, struct vhd_compact_stats *st)
 		if (bat_get(v, i) == VHD_BAT_UNUSED)
 			continue;
 		rc = compact_classify(d, off, len, buf, pbuf, &what);
+		if (rc == 0)
+			rc = compact_step(d, j, 1, 0);
 		if (rc < 0)
 			break;
 		if (what == COMPACT_DROP) {
@@ -139,6 +144,8 @@ static int drop_blocks(vhd_disk *d, struct vhd_compact_stats *st)
 out:
 	free(buf);
 	free(pbuf);
+	if (rc == -ECANCELED)
+		return rc;
 	return rc < 0 ? disk_error(d, rc, "compact: %s", vhd_strerror(rc)) : 0;
 }
 
@@ -186,7 +193,7 @@ static int copy_block(vhd_disk *d, const struct move *m, uint8_t *buf)
 
 /* Step 2, one round: copies, sync, then the BAT (flush).  Returns the count
  * moved. */
-static int move_round(vhd_disk *d, struct vhd_compact_stats *st, uint8_t *buf)
+static int move_round(vhd_disk *d, struct compact_job *j, uint8_t *buf)
 {
 	struct vhd_image *v = IMG(d);
 	struct span *s = NULL, *h = NULL;
@@ -198,20 +205,27 @@ static int move_round(vhd_disk *d, struct vhd_compact_stats *st, uint8_t *buf)
 		rc = find_holes(d, s, n, &h, &nh);
 	if (rc == 0 && !(m = malloc((n + 1) * sizeof(*m))))
 		rc = -ENOMEM;
-	if (rc == 0)
+	if (rc == 0) {
 		k = plan_round(v, s, n, h, nh, m);
-	for (size_t i = 0; i < k && rc == 0; i++)
+		rc = compact_step(d, j, 0, k);
+	}
+	for (size_t i = 0; i < k && rc == 0; i++) {
 		rc = copy_block(d, &m[i], buf);
+		if (rc == 0)
+			rc = compact_step(d, j, 1, 0);
+	}
 	/* The flush syncs first (vhd_meta.c, step 2): the copies are durable
 	 * before a BAT sector points at them. */
 	for (size_t i = 0; i < k && rc == 0; i++)
 		vhd_remap_block(d, m[i].block, (uint32_t)(m[i].to / VHD_SECTOR));
 	if (rc == 0 && k)
 		rc = vhd_meta_flush(d);
-	st->moved += rc == 0 ? k : 0;
+	j->st->moved += rc == 0 ? k : 0;
 	free(s);
 	free(h);
 	free(m);
+	if (rc == -ECANCELED)
+		return rc;
 	if (rc < 0)
 		return disk_error(d, rc, "compact: moving blocks: %s", vhd_strerror(rc));
 	return (int)k;
@@ -247,8 +261,9 @@ out:
 	return rc < 0 ? disk_error(d, rc, "compact: %s", vhd_strerror(rc)) : 0;
 }
 
-int vhd_image_compact(vhd_disk *d, struct vhd_compact_stats *st)
+int vhd_image_compact(vhd_disk *d, struct compact_job *j)
 {
+	struct vhd_compact_stats *st = j->st;
 	struct vhd_image *v = IMG(d);
 	uint8_t *buf;
 	int rc;
@@ -258,14 +273,14 @@ int vhd_image_compact(vhd_disk *d, struct vhd_compact_stats *st)
 	if (rc == 0)
 		rc = vhd_trim_reserve(d);
 	if (rc == 0)
-		rc = drop_blocks(d, st);
+		rc = drop_blocks(d, j);
 	if (rc < 0)
 		return rc;
 	buf = malloc(block_total(v));
 	if (!buf)
 		return disk_error(d, -ENOMEM, "out of memory");
 	do
-		rc = move_round(d, st, buf);
+		rc = move_round(d, j, buf);
 	while (rc > 0);
 	free(buf);
 	if (rc == 0)

@@ -122,7 +122,7 @@ void vhd_reparent_journal_remove(const struct vhd_io_factory *f, const char *chi
 int vhd_image_repair(vhd_disk *d, struct repair_ctx *c);
 
 /* vhd_compact.c */
-int vhd_image_compact(vhd_disk *d, struct vhd_compact_stats *st);
+int vhd_image_compact(vhd_disk *d, struct compact_job *j);
 
 /* vhd_resize.c */
 int vhd_image_resize(vhd_disk *d, uint64_t size, bool force);

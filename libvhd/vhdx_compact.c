@@ -80,16 +80,25 @@ static int collect(vhd_disk *d, struct xspan **out, size_t *count)
 }
 
 /* Step 1a: payload blocks. */
-static int drop_payload(vhd_disk *d, struct vhd_compact_stats *st)
+static int drop_payload(vhd_disk *d, struct compact_job *j)
 {
+	struct vhd_compact_stats *st = j->st;
 	struct vhdx_image *x = XIMG(d);
 	uint8_t *buf = malloc(x->block_size), *pbuf = malloc(x->block_size);
+	uint64_t stored = 0;
 	int rc = 0;
 
 	if (!buf || !pbuf) {
 		rc = -ENOMEM;
 		goto out;
 	}
+	j->unit = x->block_size;
+	for (uint64_t b = 0; b < x->nblocks; b++) {
+		uint32_t st0 = vhdx_bat_state(vhdx_bat_get(x, vhdx_payload_index(x, b)));
+		stored += st0 == VHDX_PAYLOAD_FULLY_PRESENT ||
+			  st0 == VHDX_PAYLOAD_PARTIALLY_PRESENT;
+	}
+	rc = compact_step(d, j, 0, stored);
 	for (uint64_t b = 0; b < x->nblocks && rc == 0; b++) {
 		uint64_t off = b << x->block_shift;
 		uint32_t len = d->size - off < x->block_size ?
@@ -100,6 +109,8 @@ static int drop_payload(vhd_disk *d, struct vhd_compact_stats *st)
 		if (old != VHDX_PAYLOAD_FULLY_PRESENT && old != VHDX_PAYLOAD_PARTIALLY_PRESENT)
 			continue;
 		rc = compact_classify(d, off, len, buf, pbuf, &what);
+		if (rc == 0)
+			rc = compact_step(d, j, 1, 0);
 		if (rc < 0 || what == COMPACT_KEEP)
 			continue;
 		state = what == COMPACT_DROP ? VHDX_PAYLOAD_NOT_PRESENT : VHDX_PAYLOAD_ZERO;
@@ -119,6 +130,8 @@ static int drop_payload(vhd_disk *d, struct vhd_compact_stats *st)
 out:
 	free(buf);
 	free(pbuf);
+	if (rc == -ECANCELED)
+		return rc;
 	return rc < 0 ? disk_error(d, rc, "compact: %s", vhd_strerror(rc)) : 0;
 }
 
@@ -150,7 +163,7 @@ static int drop_bitmaps(vhd_disk *d)
 }
 
 /* One round of step 2; returns the count moved. */
-static int move_round(vhd_disk *d, struct vhd_compact_stats *st, uint8_t *buf)
+static int move_round(vhd_disk *d, struct compact_job *j, uint8_t *buf)
 {
 	struct vhdx_image *x = XIMG(d);
 	struct xspan *s = NULL;
@@ -171,17 +184,17 @@ static int move_round(vhd_disk *d, struct vhd_compact_stats *st, uint8_t *buf)
 	}
 	for (size_t i = n; rc == 0 && i-- > 0;) {
 		uint64_t len = s[i].end - s[i].start, to;
-		size_t j;
+		size_t h;
 		ssize_t got;
 		if (s[i].idx == UINT64_MAX)
 			continue;
-		for (j = 0; j < nh; j++)
-			if (he[j] - hs[j] >= len && hs[j] < s[i].start)
+		for (h = 0; h < nh; h++)
+			if (he[h] - hs[h] >= len && hs[h] < s[i].start)
 				break;
-		if (j == nh)
+		if (h == nh)
 			continue;	/* payload and bitmap blocks differ in size */
-		to = hs[j];
-		hs[j] += len;
+		to = hs[h];
+		hs[h] += len;
 		got = d->io->ops->pread(d->io, buf, len, s[i].start);
 		if (got < 0) {
 			rc = (int)got;
@@ -189,6 +202,8 @@ static int move_round(vhd_disk *d, struct vhd_compact_stats *st, uint8_t *buf)
 		}
 		memset(buf + got, 0, len - (uint64_t)got);	/* short last block */
 		rc = io_write_full(d->io, buf, len, to);
+		if (rc == 0)
+			rc = compact_step(d, j, 1, 1);
 		if (rc < 0)
 			break;
 		s[i].end = to;	/* remember the target */
@@ -205,10 +220,12 @@ static int move_round(vhd_disk *d, struct vhd_compact_stats *st, uint8_t *buf)
 	}
 	if (rc == 0 && k)
 		rc = vhdx_meta_flush(d);
-	st->moved += rc == 0 ? k : 0;
+	j->st->moved += rc == 0 ? k : 0;
 	free(s);
 	free(hs);
 	free(he);
+	if (rc == -ECANCELED)
+		return rc;
 	if (rc < 0)
 		return disk_error(d, rc, "compact: moving blocks: %s", vhd_strerror(rc));
 	return (int)k;
@@ -244,8 +261,9 @@ static int truncate_end(vhd_disk *d)
 	return rc < 0 ? disk_error(d, rc, "compact: truncating: %s", vhd_strerror(rc)) : 0;
 }
 
-int vhdx_compact(vhd_disk *d, struct vhd_compact_stats *st)
+int vhdx_compact(vhd_disk *d, struct compact_job *j)
 {
+	struct vhd_compact_stats *st = j->st;
 	struct vhdx_image *x = XIMG(d);
 	uint8_t *buf;
 	int rc;
@@ -258,7 +276,7 @@ int vhdx_compact(vhd_disk *d, struct vhd_compact_stats *st)
 	if (rc == 0)
 		rc = vhdx_meta_flush(d);
 	if (rc == 0)
-		rc = drop_payload(d, st);
+		rc = drop_payload(d, j);
 	if (rc == 0)
 		rc = drop_bitmaps(d);
 	if (rc < 0)
@@ -267,7 +285,7 @@ int vhdx_compact(vhd_disk *d, struct vhd_compact_stats *st)
 	if (!buf)
 		return disk_error(d, -ENOMEM, "out of memory");
 	do
-		rc = move_round(d, st, buf);
+		rc = move_round(d, j, buf);
 	while (rc > 0);
 	free(buf);
 	if (rc == 0)

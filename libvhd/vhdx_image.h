@@ -134,7 +134,7 @@ int vhdx_begin_meta_session(vhd_disk *d);
 int vhdx_resize(vhd_disk *d, uint64_t size, bool force);
 
 /* vhdx_compact.c */
-int vhdx_compact(vhd_disk *d, struct vhd_compact_stats *st);
+int vhdx_compact(vhd_disk *d, struct compact_job *j);
 
 /* vhdx_rw.c */
 extern const struct vhd_format_ops vhdx_ops;
@@ -153,5 +153,10 @@ int vhdx_repair(vhd_disk *d, struct repair_ctx *c);
 /* vhdx_reparent.c */
 int vhdx_reparent(vhd_disk *d, const char *parent, const struct vhd_info *pi,
 		  const struct vhd_io_factory *f);
+
+/* Whether BAT entry @i, holding @e, points outside the data area of a file
+ * of @fsize bytes (into the headers, log, metadata or BAT, unaligned, or
+ * past the end). */
+bool vhdx_entry_outside_file(vhd_disk *d, uint64_t i, uint64_t e, uint64_t fsize);
 
 #endif /* LIBVHD_VHDX_IMAGE_H */

@@ -408,21 +408,36 @@ static int read_bat(vhd_disk *d, uint64_t fsize)
 /* Every entry's state must fit the disk type, and every block must lie
  * inside the file, 1 MiB aligned, clear of the headers, log, metadata and
  * BAT, and of every other block. */
-static int check_bat(vhd_disk *d, uint64_t fsize)
+bool vhdx_entry_outside_file(vhd_disk *d, uint64_t i, uint64_t e, uint64_t fsize)
 {
 	struct vhdx_image *x = XIMG(d);
+	bool is_sb = (i + 1) % (x->chunk_ratio + 1) == 0;
+	uint64_t off = vhdx_bat_offset(e), len = is_sb ? VHDX_SB_BLOCK : x->block_size;
 	uint64_t end = x->bat_off + x->bat_len;
 
 	if (x->meta_off + x->meta_len > end)
 		end = x->meta_off + x->meta_len;
 	if (x->hdr.log_offset + x->hdr.log_length > end)
 		end = x->hdr.log_offset + x->hdr.log_length;
+	if (!is_sb) {
+		/* The last payload block may end at the end of the disk. */
+		uint64_t b = i - i / (x->chunk_ratio + 1);
+		uint64_t need = d->size - b * x->block_size;
+		if (need < len)
+			len = need;
+	}
+	return off < end || off % VHDX_MiB || off > fsize || fsize - off < len;
+}
+
+static int check_bat(vhd_disk *d, uint64_t fsize)
+{
+	struct vhdx_image *x = XIMG(d);
+
 	x->allocated = 0;
 	for (uint64_t i = 0; i < x->nentries; i++) {
 		uint64_t e = x->bat[i];
 		uint32_t st = vhdx_bat_state(e);
 		bool is_sb = (i + 1) % (x->chunk_ratio + 1) == 0;
-		uint64_t off = vhdx_bat_offset(e), len;
 		bool present;
 		int rc;
 
@@ -435,7 +450,6 @@ static int check_bat(vhd_disk *d, uint64_t fsize)
 			if (present && !x->has_parent)
 				return disk_error(d, VHD_E_CORRUPT,
 						  "sector bitmap block present in a disk without a parent");
-			len = VHDX_SB_BLOCK;
 		} else {
 			present = st == VHDX_PAYLOAD_FULLY_PRESENT ||
 				  st == VHDX_PAYLOAD_PARTIALLY_PRESENT;
@@ -444,25 +458,19 @@ static int check_bat(vhd_disk *d, uint64_t fsize)
 						  "BAT entry %llu has state %u, invalid for a %s disk",
 						  (unsigned long long)i, st,
 						  x->has_parent ? "differencing" : "non-differencing");
-			len = x->block_size;
 		}
 		if (!present)
 			continue;
-		if (off < end || off % VHDX_MiB || off > fsize || fsize - off < len) {
-			/* The last payload block may end at the end of the disk. */
-			uint64_t b = i - i / (x->chunk_ratio + 1);
-			uint64_t need = is_sb ? len : d->size - b * x->block_size;
-			if (off < end || off % VHDX_MiB || off > fsize ||
-			    fsize - off < (need < len ? need : len)) {
-				rc = disk_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
-						  "BAT entry %llu points at %llu, outside the data area of the file (%llu bytes)",
-						  (unsigned long long)i, (unsigned long long)off,
-						  (unsigned long long)fsize);
-				if (rc < 0)
-					return rc;
-				x->bat[i] = 0;
-				continue;
-			}
+		if (vhdx_entry_outside_file(d, i, e, fsize)) {
+			rc = disk_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
+					  "BAT entry %llu points at %llu, outside the data area of the file (%llu bytes)",
+					  (unsigned long long)i,
+					  (unsigned long long)vhdx_bat_offset(e),
+					  (unsigned long long)fsize);
+			if (rc < 0)
+				return rc;
+			x->bat[i] = 0;
+			continue;
 		}
 		x->allocated++;
 	}
@@ -470,21 +478,34 @@ static int check_bat(vhd_disk *d, uint64_t fsize)
 }
 
 /* Overlap between blocks is checked by sorting the offsets. */
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+struct placed {
+	uint64_t off, len, entry;
+};
 
-	return x < y ? -1 : x > y;
+static int cmp_placed(const void *a, const void *b)
+{
+	const struct placed *x = a, *y = b;
+
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->entry < y->entry ? -1 : x->entry > y->entry;
 }
 
+/*
+ * No two present blocks may share file space.  A tolerant open (check,
+ * repair) drops the entry of the later of two overlapping blocks in file
+ * order (ties: the higher entry), so that block reads as absent and repair
+ * clears its entry; the block it overlaps keeps its data.
+ */
 static int check_overlap(vhd_disk *d)
 {
 	struct vhdx_image *x = XIMG(d);
-	uint64_t *offs = malloc((x->allocated + 1) * sizeof(uint64_t)), n = 0;
+	struct placed *p = malloc((x->allocated + 1) * sizeof(*p));
+	uint64_t n = 0, kept_end = 0, kept = 0;
 	int rc = 0;
 
-	if (!offs)
-		return -ENOMEM;
+	if (!p)
+		return disk_error(d, -ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < x->nentries; i++) {
 		uint64_t e = x->bat[i];
 		uint32_t st = vhdx_bat_state(e);
@@ -492,21 +513,27 @@ static int check_overlap(vhd_disk *d)
 		if ((is_sb && st == VHDX_SB_PRESENT) ||
 		    (!is_sb && (st == VHDX_PAYLOAD_FULLY_PRESENT ||
 				st == VHDX_PAYLOAD_PARTIALLY_PRESENT)))
-			offs[n++] = vhdx_bat_offset(e) | (is_sb ? 1 : 0);
+			p[n++] = (struct placed){ vhdx_bat_offset(e),
+						  is_sb ? VHDX_SB_BLOCK : x->block_size, i };
 	}
-	qsort(offs, n, sizeof(uint64_t), cmp_u64);
-	for (uint64_t i = 1; i < n && rc == 0; i++) {
-		uint64_t prev = offs[i - 1] & ~1ull;
-		uint64_t plen = (offs[i - 1] & 1) ? VHDX_SB_BLOCK : x->block_size;
-		if ((offs[i] & ~1ull) < prev + plen)
-			rc = disk_error(d, VHD_E_CORRUPT,
-					"two blocks overlap at file offset %llu",
-					(unsigned long long)(offs[i] & ~1ull));
+	qsort(p, n, sizeof(*p), cmp_placed);
+	for (uint64_t i = 0; i < n && rc == 0; i++) {
+		if (i && p[i].off < kept_end) {
+			rc = disk_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
+					  "BAT entry %llu (block at file offset %llu) overlaps BAT entry %llu",
+					  (unsigned long long)p[i].entry,
+					  (unsigned long long)p[i].off,
+					  (unsigned long long)kept);
+			x->bat[p[i].entry] = 0;		/* not present */
+			x->allocated--;
+			continue;
+		}
+		kept = p[i].entry;
+		kept_end = p[i].off + p[i].len;
 	}
 	/* New blocks go after everything, 1 MiB aligned (X1). */
-	x->file_end = n ? (offs[n - 1] & ~1ull) +
-			  ((offs[n - 1] & 1) ? VHDX_SB_BLOCK : x->block_size) : 0;
-	free(offs);
+	x->file_end = kept_end > x->file_end ? kept_end : x->file_end;
+	free(p);
 	return rc;
 }
 

@@ -6,8 +6,9 @@
  *      new one is durable: a torn write fails its CRC);
  *   2. a damaged region table from the intact copy (the intact copy is what
  *      readers use until the other is whole again);
- *   3. BAT entries pointing outside the data area cleared, through the log
- *      in a metadata session (DataWriteGuid kept).
+ *   3. BAT entries pointing outside the data area, or at a block that
+ *      overlaps an earlier one in the file, cleared through the log in a
+ *      metadata session (DataWriteGuid kept).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -78,6 +79,7 @@ static int plan_bat(vhd_disk *d, struct repair_ctx *c, struct xfixes *fx)
 {
 	struct vhdx_image *x = XIMG(d);
 	uint8_t *raw = malloc(x->nentries * 8);
+	uint64_t fsize;
 	int rc;
 
 	fx->clear = malloc((x->nentries + 1) * sizeof(uint64_t));
@@ -85,24 +87,29 @@ static int plan_bat(vhd_disk *d, struct repair_ctx *c, struct xfixes *fx)
 		free(raw);
 		return disk_error(d, -ENOMEM, "out of memory");
 	}
-	rc = io_read_full(d->io, raw, x->nentries * 8, x->bat_off);
+	rc = io_size(d->io, &fsize);
+	if (rc == 0)
+		rc = io_read_full(d->io, raw, x->nentries * 8, x->bat_off);
 	for (uint64_t i = 0; rc == 0 && i < x->nentries; i++) {
 		uint64_t e = get_le64(raw + 8 * i);
 		bool is_sb = (i + 1) % (x->chunk_ratio + 1) == 0;
 		uint64_t b = i - i / (x->chunk_ratio + 1);
+		const char *why;
 		if (e == x->bat[i])
 			continue;
+		why = vhdx_entry_outside_file(d, i, e, fsize) ? "outside the data area"
+							      : "overlapping another block";
 		fx->clear[fx->nclear++] = i;
 		if (is_sb) {
-			repair_action(c, "clear BAT entry %llu (a sector bitmap block at %llu, outside the data area): the sectors of chunk %llu read as %s",
+			repair_action(c, "clear BAT entry %llu (a sector bitmap block at %llu, %s): the sectors of chunk %llu read as %s",
 				      (unsigned long long)i, (unsigned long long)vhdx_bat_offset(e),
-				      (unsigned long long)(i / (x->chunk_ratio + 1)),
+				      why, (unsigned long long)(i / (x->chunk_ratio + 1)),
 				      "absent");
 			continue;
 		}
 		c->res->lost_blocks++;
-		repair_action(c, "clear BAT entry %llu (block at %llu, outside the data area): disk bytes %llu-%llu are lost and read as %s",
-			      (unsigned long long)i, (unsigned long long)vhdx_bat_offset(e),
+		repair_action(c, "clear BAT entry %llu (block at %llu, %s): disk bytes %llu-%llu are lost and read as %s",
+			      (unsigned long long)i, (unsigned long long)vhdx_bat_offset(e), why,
 			      (unsigned long long)(b << x->block_shift),
 			      (unsigned long long)(((b + 1) << x->block_shift) - 1),
 			      x->has_parent ? "the parent's data" : "zeros");

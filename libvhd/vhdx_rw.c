@@ -293,8 +293,13 @@ static int x_discard(vhd_disk *d, uint64_t off, uint64_t len)
 			continue;
 		if (whole_block(d, boff, n, voff))
 			rc = retire_block(d, block, VHDX_PAYLOAD_NOT_PRESENT);
-		else if (!x->has_parent && st == VHDX_PAYLOAD_FULLY_PRESENT)
-			punch(d, vhdx_bat_offset(e) + boff, n);
+		else if (!x->has_parent && st == VHDX_PAYLOAD_FULLY_PRESENT) {
+			/* whole logical sectors only, as a VHD does */
+			uint32_t a = (boff + x->lsec - 1) / x->lsec * x->lsec;
+			uint32_t b = (boff + n) / x->lsec * x->lsec;
+			if (b > a)
+				punch(d, vhdx_bat_offset(e) + a, b - a);
+		}
 	}
 	return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * cmd_readwrite.c -- vhdtool write / read: copy bytes between a file (or
- * stdin/stdout) and a range of an image, through the whole chain.
+ * stdin/stdout) and a range of an image, through the whole chain; vhdtool
+ * discard: give a range's blocks back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 
 static int run_write(int argc, char **argv);
 static int run_read(int argc, char **argv);
+static int run_discard(int argc, char **argv);
 
 const struct verb verb_write = {
 	"write", run_write, "write a file's bytes into an image at an offset",
@@ -29,6 +31,18 @@ const struct verb verb_read = {
 	"read", run_read, "copy a range of an image to standard output or a file",
 	"[--offset OFF] [--length LEN] [-o FILE] IMAGE\n"
 	"  Reads LEN bytes (default: to the end of the disk) at OFF.",
+};
+
+const struct verb verb_discard = {
+	"discard", run_discard, "give back the blocks of a range (like TRIM), then flush",
+	"--offset OFF --length LEN IMAGE\n"
+	"  Blocks of a dynamic or differencing image wholly inside the range are\n"
+	"  unallocated (they read as zeros, or as the parent's data); in a\n"
+	"  dynamic image the whole sectors of the range in partly covered blocks\n"
+	"  read as zeros too, while a differencing image keeps them.  A fixed or\n"
+	"  raw image gets\n"
+	"  the range punched out of the file where the file system can.\n"
+	"  `vhdtool compact` then gives the space back to the file system.",
 };
 
 static int parse_range_opts(const struct verb *v, int argc, char **argv,
@@ -134,6 +148,36 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+static int run_discard(int argc, char **argv)
+{
+	uint64_t off = UINT64_MAX, len = UINT64_MAX;
+	vhd_disk *d;
+	int rc;
+
+	rc = parse_range_opts(&verb_discard, argc, argv, &off, &len, NULL);
+	if (rc)
+		return rc;
+	if (optind != argc - 1)
+		return usage_error(&verb_discard, "expected IMAGE");
+	if (off == UINT64_MAX || len == UINT64_MAX)
+		return usage_error(&verb_discard, "give the range: --offset and --length");
+	if (open_disk(argv[optind], VHD_OPEN_RDWR, NULL, &d) < 0)
+		return EXIT_FAIL;
+	if (off > vhd_size(d) || len > vhd_size(d) - off) {
+		rc = fail("%s: discarding %llu bytes at %llu would go past the end of the disk (%llu bytes)",
+			  argv[optind], (unsigned long long)len, (unsigned long long)off,
+			  (unsigned long long)vhd_size(d));
+	} else {
+		rc = vhd_discard(d, off, len);
+		if (rc == 0)
+			rc = vhd_flush(d);
+		rc = rc < 0 ? fail_lib(d, rc) : EXIT_OK;
+	}
+	if (vhd_close(d) < 0 && rc == EXIT_OK)
+		rc = fail_lib(NULL, -EIO);
+	return rc;
 }
 
 static int run_read(int argc, char **argv)

@@ -12,7 +12,7 @@
 
 static const struct verb *const verbs[] = {
 	&verb_create, &verb_info, &verb_check, &verb_convert, &verb_snapshot,
-	&verb_write, &verb_read, &verb_serve, &verb_mount, &verb_umount,
+	&verb_write, &verb_read, &verb_discard, &verb_serve, &verb_mount, &verb_umount,
 	&verb_disks, &verb_compare, &verb_map, &verb_resize,
 	&verb_merge, &verb_compact, &verb_repair, &verb_reparent,
 	&verb_p2v,

@@ -22,6 +22,7 @@ void progress_init(struct progress *p, bool enabled, const char *label)
 	p->label = label;
 	p->start = now_seconds();
 	p->last = 0;
+	p->total = 0;
 }
 
 static void draw(struct progress *p, uint64_t done, uint64_t total, double t)
@@ -46,6 +47,7 @@ int progress_update(void *opaque, uint64_t done, uint64_t total)
 	struct progress *p = opaque;
 	double t;
 
+	p->total = total;
 	if (!p->enabled)
 		return 0;
 	t = now_seconds();

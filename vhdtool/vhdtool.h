@@ -24,7 +24,7 @@ struct verb {
 };
 
 extern const struct verb verb_create, verb_info, verb_check, verb_convert,
-	verb_snapshot, verb_write, verb_read, verb_serve,
+	verb_snapshot, verb_write, verb_read, verb_discard, verb_serve,
 	verb_mount, verb_umount, verb_disks, verb_compare, verb_map,
 	verb_resize, verb_merge, verb_p2v, verb_compact, verb_reparent,
 	verb_repair;
@@ -71,6 +71,7 @@ struct progress {
 	bool enabled;
 	const char *label;
 	double start, last;
+	uint64_t total;		/* the last total reported */
 };
 void progress_init(struct progress *p, bool enabled, const char *label);
 int progress_update(void *opaque, uint64_t done, uint64_t total);

@@ -4,7 +4,7 @@
 # arguments exit 2 with exactly one line on stderr (and touch nothing).
 . "$TOP/tests/functions.sh"
 
-verbs="create info check convert snapshot write read compact repair reparent"
+verbs="create info check convert snapshot write read discard compact repair reparent"
 
 # Run a command, keeping its exit status in ./rc (expect_fail hides it).
 rc_of() { "$@"; local r=$?; echo "$r" >"$T/rc"; return "$r"; }

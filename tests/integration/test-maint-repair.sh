@@ -74,6 +74,20 @@ done
 cp dyn.vhdx bat.vhdx; $X bat.vhdx bat 0 6 $(( $(stat -c %s dyn.vhdx) + 4194304 ))
 case_ "VHDX BAT entry outside the file" bat.vhdx "clear BAT entry 0 .*outside the data area" 0 4096
 
+# two VHDX entries on one block (1 MiB blocks: src.raw has data in blocks
+# 0 and 3): opening refuses it; repair keeps block 0 and clears entry 3
+$VHDTOOL convert -q -O vhdx --block-size 1M src.raw small.vhdx || die "convert failed"
+read -r s0 o0 < <($X small.vhdx bat 0)
+read -r s3 o3 < <($X small.vhdx bat 3)
+[ "$s0" = 6 ] && [ "$s3" = 6 ] || die "blocks 0 and 3 of small.vhdx are not both present"
+cp small.vhdx ov.vhdx; $X ov.vhdx bat 3 6 "$o0"
+expect_fail $VHDTOOL info ov.vhdx
+echo "$ERR" | grep -q "ov.vhdx.*BAT entry 3 .*overlaps BAT entry 0" ||
+	die "overlapping VHDX blocks: unclear refusal: $ERR"
+case_ "VHDX BAT entry overlapping a block" ov.vhdx \
+	"clear BAT entry 3 .*overlapping another block.*3145728-4194303" 3072 1024
+[ "$($X ov.vhdx bat 0)" = "6 $o0" ] || die "repair changed the entry of the block it kept"
+
 $VHDTOOL repair dyn.vhd | grep -q "nothing to repair" || die "a clean image needs repair?"
 
 # Beyond repair: both footers bad; not an image; missing.

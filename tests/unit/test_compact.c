@@ -148,6 +148,25 @@ static void assert_clean(const char *path, const struct vhd_open_opts *o)
 		fail_msg("%s: %u errors, %u warnings", path, res.errors, res.warnings);
 }
 
+/* What the progress callback saw; @stop_after: calls before it asks to stop
+ * (0: never). */
+struct seen {
+	unsigned calls, stop_after;
+	uint64_t done, total;
+	bool backwards;
+};
+
+static int record(void *opaque, uint64_t done, uint64_t total)
+{
+	struct seen *s = opaque;
+
+	if (done < s->done || total < s->total || done > total)
+		s->backwards = true;
+	s->done = done;
+	s->total = total;
+	return s->stop_after && ++s->calls >= s->stop_after;
+}
+
 static void compact_model(enum vhd_format fmt, bool diff)
 {
 	struct vhd_crashsim *sim = vhd_crashsim_new(1);
@@ -155,10 +174,21 @@ static void compact_model(enum vhd_format fmt, bool diff)
 	uint8_t *mirror = malloc(SIZE);
 	struct vhd_compact_stats st;
 
+	struct seen seen = { 0 };
+
 	build(fmt, diff, o.io, mirror);
 	assert_clean("s/img", &o);
-	if (vhd_compact("s/img", 0, &o, &st) < 0)
+	if (vhd_compact("s/img", 0, &o, record, &seen, &st) < 0)
 		fail_msg("compact: %s", vhd_errmsg(NULL));
+	/* progress: every stored block examined, every moved one copied */
+	assert_false(seen.backwards);
+	assert_int_equal(seen.done, seen.total);
+	/* (a VHDX's count of stored blocks includes its sector bitmap blocks,
+	 * which are not examined) */
+	assert_true(seen.total >= (st.dropped + st.zeroed + st.moved) * block_of(fmt));
+	assert_true(seen.total <= (st.blocks_before + st.moved) * block_of(fmt));
+	if (!diff)
+		assert_int_equal(seen.total, (st.blocks_before + st.moved) * block_of(fmt));
 	print_message("%s %s: %llu -> %llu blocks (%llu dropped, %llu zeroed, %llu kept zero, %llu moved), %llu -> %llu bytes\n",
 		      fmt == VHD_FMT_VHDX ? "vhdx" : "vhd", diff ? "diff" : "dynamic",
 		      (unsigned long long)st.blocks_before, (unsigned long long)st.blocks_after,
@@ -175,12 +205,54 @@ static void compact_model(enum vhd_format fmt, bool diff)
 	if (diff && fmt == VHD_FMT_VHDX)
 		assert_true(st.zeroed > 0);
 	/* A second compact finds nothing to do. */
-	assert_int_equal(vhd_compact("s/img", 0, &o, &st), 0);
+	assert_int_equal(vhd_compact("s/img", 0, &o, NULL, NULL, &st), 0);
 	assert_int_equal(st.dropped + st.moved, 0);
 	assert_content("s/img", &o, mirror, SIZE);
 	free(mirror);
 	vhd_crashsim_free(sim);
 }
+
+/* A progress callback that asks to stop, at each point it is called in
+ * turn: -ECANCELED with a message naming the file, and the image checks
+ * clean and reads as before; a later compact finishes the job. */
+static void compact_cancel(enum vhd_format fmt, bool diff)
+{
+	uint8_t *mirror = malloc(SIZE);
+	unsigned points = 0;
+
+	for (unsigned stop = 1;; stop++) {
+		struct vhd_crashsim *sim = vhd_crashsim_new(1);
+		struct vhd_open_opts o = { .io = vhd_crashsim_factory(sim) };
+		struct vhd_compact_stats st;
+		struct seen seen = { .stop_after = stop };
+		int rc;
+
+		build(fmt, diff, o.io, mirror);
+		rc = vhd_compact("s/img", 0, &o, record, &seen, &st);
+		if (rc) {
+			assert_int_equal(rc, -ECANCELED);
+			assert_non_null(strstr(vhd_errmsg(NULL), "s/img: "));
+			assert_non_null(strstr(vhd_errmsg(NULL), "cancelled"));
+		}
+		assert_content("s/img", &o, mirror, SIZE);
+		assert_clean("s/img", &o);
+		if (rc == 0) {
+			vhd_crashsim_free(sim);
+			break;
+		}
+		assert_int_equal(vhd_compact("s/img", 0, &o, NULL, NULL, &st), 0);
+		assert_content("s/img", &o, mirror, SIZE);
+		assert_clean("s/img", &o);
+		points++;
+		vhd_crashsim_free(sim);
+	}
+	print_message("cancelled at %u points\n", points);
+	assert_true(points > 2);
+	free(mirror);
+}
+
+static void test_compact_cancel_vhd(void **s) { compact_cancel(VHD_FMT_VHD, true); }
+static void test_compact_cancel_vhdx(void **s) { compact_cancel(VHD_FMT_VHDX, true); }
 
 static void test_compact_vhd(void **s) { compact_model(VHD_FMT_VHD, false); }
 static void test_compact_vhd_diff(void **s) { compact_model(VHD_FMT_VHD, true); }
@@ -196,7 +268,7 @@ static void test_compact_refuses_fixed(void **s)
 				      .size = SIZE, .io = o.io };
 
 	assert_int_equal(vhd_create("s/fixed", &co, NULL), 0);
-	assert_int_equal(vhd_compact("s/fixed", 0, &o, NULL), VHD_E_UNSUPPORTED);
+	assert_int_equal(vhd_compact("s/fixed", 0, &o, NULL, NULL, NULL), VHD_E_UNSUPPORTED);
 	assert_non_null(strstr(vhd_errmsg(NULL), "s/fixed: "));
 	vhd_crashsim_free(sim);
 }
@@ -272,7 +344,7 @@ typedef int (*operation)(const struct vhd_open_opts *o, uint64_t arg);
 
 static int op_compact(const struct vhd_open_opts *o, uint64_t arg)
 {
-	return vhd_compact("s/img", 0, o, NULL);
+	return vhd_compact("s/img", 0, o, NULL, NULL, NULL);
 }
 
 static int op_resize(const struct vhd_open_opts *o, uint64_t size)
@@ -371,6 +443,8 @@ int main(void)
 		cmocka_unit_test(test_compact_vhdx),
 		cmocka_unit_test(test_compact_vhdx_diff),
 		cmocka_unit_test(test_compact_refuses_fixed),
+		cmocka_unit_test(test_compact_cancel_vhd),
+		cmocka_unit_test(test_compact_cancel_vhdx),
 		cmocka_unit_test(test_vhdx_discard_clears_bits),
 		cmocka_unit_test(test_compact_cuts_vhd),
 		cmocka_unit_test(test_compact_cuts_vhd_diff),
