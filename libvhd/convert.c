@@ -56,28 +56,38 @@ static bool all_zero(const uint8_t *p, size_t len)
 	return len == 0 || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
 }
 
-/* Write the non-zero runs of @buf at the zero granularity. */
+/* The next run of @buf to write at or after *@pos: all of it without
+ * sparse_zeros, else the next non-zero run at the zero granularity.  False
+ * when none is left. */
+static bool next_run(const struct copy_job *j, const uint8_t *buf, uint32_t len,
+		     uint32_t *pos, uint32_t *start, uint32_t *end)
+{
+	uint32_t g = j->zero_grain, p = *pos;
+
+	if (!j->o->sparse_zeros) {
+		*start = p;
+		*end = *pos = len;
+		return p < len;
+	}
+	while (p < len && all_zero(buf + p, len - p < g ? len - p : g))
+		p += g;
+	if (p >= len)
+		return false;
+	*start = p;
+	while (p < len && !all_zero(buf + p, len - p < g ? len - p : g))
+		p += g;
+	*end = *pos = p < len ? p : len;
+	return true;
+}
+
+/* Write the non-zero runs of @buf. */
 static int write_nonzero(struct copy_job *j, const uint8_t *buf, uint32_t len,
 			 uint64_t off)
 {
-	uint32_t g = j->zero_grain, pos = 0;
-	ssize_t n;
+	uint32_t pos = 0, start, end;
 
-	if (!j->o->sparse_zeros) {
-		n = vhd_pwrite(j->dst, buf, len, off);
-		return n < 0 ? (int)n : 0;
-	}
-	while (pos < len) {
-		uint32_t start, end;
-		while (pos < len && all_zero(buf + pos, len - pos < g ? len - pos : g))
-			pos += g;
-		if (pos >= len)
-			break;
-		start = pos;
-		while (pos < len && !all_zero(buf + pos, len - pos < g ? len - pos : g))
-			pos += g;
-		end = pos < len ? pos : len;
-		n = vhd_pwrite(j->dst, buf + start, end - start, off + start);
+	while (next_run(j, buf, len, &pos, &start, &end)) {
+		ssize_t n = vhd_pwrite(j->dst, buf + start, end - start, off + start);
 		if (n < 0)
 			return (int)n;
 	}
@@ -149,85 +159,195 @@ static void *worker(void *opaque)
 
 /*
  * The worker for sources read around the page cache (O_DIRECT): nothing
- * reads ahead for us, so each worker keeps its next READ_DEPTH - 1 chunks'
- * reads in flight (vhd_aio, libaio where the source maps straight to its
- * file) while it scans and writes the current one.  Two per worker (eight
- * 1 MiB reads in all) measured best here: deeper queues only take disk
- * time from the output's writeback.
+ * reads ahead for us, so each worker keeps reads in flight (vhd_aio, libaio
+ * where the source maps straight to its file) while it scans and writes
+ * what has arrived.  With --direct the output's writes go through vhd_aio
+ * too, so a worker's slots cycle read -> scan -> writes in flight -> free
+ * without waiting on a write; a buffered output is written in place (the
+ * page cache takes it at once).  READ_DEPTH slots per worker (eight 1 MiB
+ * reads in all) measured best for buffered output here: deeper queues only
+ * take disk time from the output's writeback.
  */
 #define READ_DEPTH 2
+#define DIRECT_DEPTH 4		/* slots per worker with --direct */
+#define SLOT_WRITES 4		/* writes in flight per slot; more runs: sync */
 
-struct pending {
-	struct vhd_aio a;
-	struct iovec iov;
+enum slot_state { SLOT_FREE, SLOT_READING, SLOT_WRITING };
+
+struct slot {
+	enum slot_state state;
 	struct chunk c;
 	uint8_t *buf;
-	bool done;
+	struct vhd_aio rd;
+	struct iovec riov;
+	bool read_done;
+	struct vhd_aio wr[SLOT_WRITES];
+	struct iovec wiov[SLOT_WRITES];
+	unsigned writing;	/* writes still in flight */
 };
 
-static int start_read(vhd_aioq *q, struct pending *p, const struct chunk *c)
-{
-	struct vhd_aio *r = &p->a;
+struct slots {
+	struct copy_job *j;
+	vhd_aioq *rq, *wq;	/* wq: NULL for a buffered output */
+	struct slot s[DIRECT_DEPTH];
+	unsigned n;		/* slots in use: READ_DEPTH or DIRECT_DEPTH */
+	unsigned order[DIRECT_DEPTH], head, reading;	/* reads, oldest first */
+};
 
-	p->c = *c;
-	p->done = false;
-	p->iov = (struct iovec){ p->buf, c->len };
-	p->a = (struct vhd_aio){ .op = VHD_AIO_READ, .iov = &p->iov, .iovcnt = 1,
-				 .offset = c->off, .opaque = p };
-	return vhd_aio_submit(q, &r, 1) == 1 ? 0 : -EAGAIN;
+static int start_read(struct slots *w, struct slot *t, const struct chunk *c)
+{
+	struct vhd_aio *r = &t->rd;
+
+	t->c = *c;
+	t->read_done = false;
+	t->riov = (struct iovec){ t->buf, c->len };
+	t->rd = (struct vhd_aio){ .op = VHD_AIO_READ, .iov = &t->riov, .iovcnt = 1,
+				  .offset = c->off, .opaque = t };
+	if (vhd_aio_submit(w->rq, &r, 1) != 1)
+		return -EAGAIN;
+	t->state = SLOT_READING;
+	w->order[(w->head + w->reading++) % w->n] = (unsigned)(t - w->s);
+	return 0;
 }
 
-static int wait_read(vhd_aioq *q, struct pending *p)
+/* A write of @t finished (or failed). */
+static int write_done(struct slots *w, struct slot *t, const struct vhd_aio *a)
 {
-	struct vhd_aio *done[READ_DEPTH];
-
-	while (!p->done) {
-		int n = vhd_aio_reap(q, done, 1, READ_DEPTH);
-		if (n < 0)
-			return n;
-		for (int i = 0; i < n; i++)
-			((struct pending *)done[i]->opaque)->done = true;
+	if (a->result < 0 || (size_t)a->result != a->iov->iov_len)
+		return disk_error(w->j->dst, a->result < 0 ? (int)a->result : -EIO,
+				  "writing at %llu: %s", (unsigned long long)a->offset,
+				  a->result < 0 ? vhd_strerror((int)a->result) : "short write");
+	if (--t->writing == 0) {
+		t->state = SLOT_FREE;
+		__atomic_add_fetch(&w->j->done, t->c.len, __ATOMIC_RELAXED);
 	}
 	return 0;
 }
 
-/* Ring of READ_DEPTH reads: p[head] is the oldest of @inflight. */
+static int reap_writes(struct slots *w, unsigned min)
+{
+	struct vhd_aio *done[DIRECT_DEPTH * SLOT_WRITES];
+	int n = vhd_aio_reap(w->wq, done, min, DIRECT_DEPTH * SLOT_WRITES), rc = 0;
+
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = write_done(w, done[i]->opaque, done[i]);
+	return n < 0 ? n : rc;
+}
+
+/* The oldest read has arrived: scan it and write its non-zero runs. */
+static int scan_and_write(struct slots *w, struct slot *t)
+{
+	struct copy_job *j = w->j;
+	struct vhd_aio *reqs[SLOT_WRITES];
+	uint32_t pos = 0, start, end;
+	unsigned n = 0;
+
+	if (t->rd.result < 0)
+		return disk_error(j->dst, (int)t->rd.result, "reading source: %s",
+				  vhd_errmsg(j->src));
+	if (!w->wq) {
+		t->state = SLOT_FREE;
+		return finish_chunk(j, t->buf, &t->c, t->rd.result);
+	}
+	while (n < SLOT_WRITES && next_run(j, t->buf, t->c.len, &pos, &start, &end)) {
+		t->wiov[n] = (struct iovec){ t->buf + start, end - start };
+		t->wr[n] = (struct vhd_aio){ .op = VHD_AIO_WRITE, .iov = &t->wiov[n],
+					     .iovcnt = 1, .offset = t->c.off + start,
+					     .opaque = t };
+		reqs[n] = &t->wr[n];
+		n++;
+	}
+	if (n == SLOT_WRITES && pos < t->c.len) {
+		/* many runs: the rest synchronously, then the queued ones */
+		int rc = write_nonzero(j, t->buf + pos, t->c.len - pos, t->c.off + pos);
+		if (rc < 0)
+			return rc;
+	}
+	if (n == 0) {
+		t->state = SLOT_FREE;
+		__atomic_add_fetch(&j->done, t->c.len, __ATOMIC_RELAXED);
+		return 0;
+	}
+	t->state = SLOT_WRITING;
+	t->writing = n;
+	/* the queue holds every slot's writes: submission cannot fall short */
+	return vhd_aio_submit(w->wq, reqs, n) == (int)n ? 0 : -EAGAIN;
+}
+
+static int wait_oldest_read(struct slots *w)
+{
+	struct slot *t = &w->s[w->order[w->head]];
+	struct vhd_aio *done[DIRECT_DEPTH];
+
+	while (!t->read_done) {
+		int n = vhd_aio_reap(w->rq, done, 1, DIRECT_DEPTH);
+		if (n < 0)
+			return n;
+		for (int i = 0; i < n; i++)
+			((struct slot *)done[i]->opaque)->read_done = true;
+	}
+	w->head = (w->head + 1) % w->n;
+	w->reading--;
+	return scan_and_write(w, t);
+}
+
+static struct slot *free_slot(struct slots *w)
+{
+	for (unsigned i = 0; i < w->n; i++)
+		if (w->s[i].state == SLOT_FREE)
+			return &w->s[i];
+	return NULL;
+}
+
 static void *direct_worker(void *opaque)
 {
-	struct copy_job *j = opaque;
-	struct pending p[READ_DEPTH] = { 0 };
-	unsigned head = 0, inflight = 0;
-	vhd_aioq *q = NULL;
+	struct slots w = { .j = opaque };
+	struct copy_job *j = w.j;
+	struct slot *t;
 	struct chunk c;
 	bool more = true;
 	int rc = 0;
 
-	for (unsigned i = 0; i < READ_DEPTH; i++)
-		if (!(p[i].buf = aligned_alloc(4096, j->chunk)))
+	w.n = j->o->direct ? DIRECT_DEPTH : READ_DEPTH;
+	for (unsigned i = 0; i < w.n; i++)
+		if (!(w.s[i].buf = aligned_alloc(4096, j->chunk)))
 			rc = -ENOMEM;
 	if (rc == 0)
-		rc = vhd_aioq_new(j->src, READ_DEPTH, &q);
+		rc = vhd_aioq_new(j->src, w.n, &w.rq);
+	if (rc == 0 && j->o->direct)
+		rc = vhd_aioq_new(j->dst, w.n * SLOT_WRITES, &w.wq);
 	while (rc == 0) {
-		while (rc == 0 && more && inflight < READ_DEPTH) {
+		while (rc == 0 && more && (t = free_slot(&w))) {
 			more = take_chunk(j, &c);
-			if (more) {
-				rc = start_read(q, &p[(head + inflight) % READ_DEPTH], &c);
-				inflight += rc == 0;
-			}
+			if (more)
+				rc = start_read(&w, t, &c);
 		}
-		if (rc || !inflight)
+		if (rc)
 			break;
-		rc = wait_read(q, &p[head]);
-		if (rc == 0)
-			rc = finish_chunk(j, p[head].buf, &p[head].c, p[head].a.result);
-		head = (head + 1) % READ_DEPTH;
-		inflight--;
+		if (w.reading)
+			rc = wait_oldest_read(&w);
+		else if (w.wq && !free_slot(&w))
+			rc = reap_writes(&w, 1);
+		else if (!more)
+			break;
+		if (rc == 0 && w.wq)
+			rc = reap_writes(&w, 0);
+	}
+	/* with no more chunks, wait for the writes still in flight */
+	while (rc == 0 && w.wq) {
+		bool busy = false;
+		for (unsigned i = 0; i < w.n; i++)
+			busy |= w.s[i].state == SLOT_WRITING;
+		if (!busy)
+			break;
+		rc = reap_writes(&w, 1);
 	}
 	if (rc < 0)
 		set_error(j, rc);
-	vhd_aioq_free(q);	/* waits for reads still in flight */
-	for (unsigned i = 0; i < READ_DEPTH; i++)
-		free(p[i].buf);
+	vhd_aioq_free(w.wq);	/* waits for requests still in flight */
+	vhd_aioq_free(w.rq);
+	for (unsigned i = 0; i < w.n; i++)
+		free(w.s[i].buf);
 	return NULL;
 }
 
