@@ -123,14 +123,18 @@ static bool take_chunk(struct copy_job *j, struct chunk *c)
 	return got;
 }
 
+static int source_error(struct copy_job *j, ssize_t rd)
+{
+	return disk_error(j->dst, (int)rd, "reading source: %s", vhd_errmsg(j->src));
+}
+
 static int finish_chunk(struct copy_job *j, const uint8_t *buf, const struct chunk *c,
 			ssize_t rd)
 {
 	int rc;
 
 	if (rd < 0)
-		return disk_error(j->dst, (int)rd, "reading source: %s",
-				  vhd_errmsg(j->src));
+		return source_error(j, rd);
 	rc = write_nonzero(j, buf, c->len, c->off);
 	if (rc < 0)
 		return rc;
@@ -242,13 +246,12 @@ static int scan_and_write(struct slots *w, struct slot *t)
 	uint32_t pos = 0, start, end;
 	unsigned n = 0;
 
-	if (t->rd.result < 0)
-		return disk_error(j->dst, (int)t->rd.result, "reading source: %s",
-				  vhd_errmsg(j->src));
 	if (!w->wq) {
 		t->state = SLOT_FREE;
 		return finish_chunk(j, t->buf, &t->c, t->rd.result);
 	}
+	if (t->rd.result < 0)
+		return source_error(j, t->rd.result);
 	while (n < SLOT_WRITES && next_run(j, t->buf, t->c.len, &pos, &start, &end)) {
 		t->wiov[n] = (struct iovec){ t->buf + start, end - start };
 		t->wr[n] = (struct vhd_aio){ .op = VHD_AIO_WRITE, .iov = &t->wiov[n],

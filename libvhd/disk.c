@@ -277,19 +277,29 @@ int disk_open_layer(const char *path, unsigned flags, struct chain_ctx *ctx,
 	return open_io_layer(io, path, flags, ctx, out);
 }
 
+/* The context of one open: @o (or defaults) and @flags; NULL without memory. */
+static struct chain_ctx *new_ctx(const struct vhd_open_opts *o, unsigned flags)
+{
+	struct chain_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (ctx) {
+		if (o)
+			ctx->opts = *o;
+		ctx->flags = flags;
+	}
+	return ctx;
+}
+
 int vhd_open_io(struct vhd_io *io, const char *name, unsigned flags,
 		const struct vhd_open_opts *o, vhd_disk **out)
 {
-	struct chain_ctx *ctx = calloc(1, sizeof(*ctx));
+	struct chain_ctx *ctx = new_ctx(o, flags);
 	int rc;
 
 	if (!ctx) {
 		io_close(io);
 		return path_error(name, -ENOMEM, "out of memory");
 	}
-	if (o)
-		ctx->opts = *o;
-	ctx->flags = flags;
 	thread_errmsg[0] = '\0';
 	rc = open_io_layer(io, name, flags, ctx, out);
 	free(ctx);
@@ -301,14 +311,11 @@ int disk_open_tolerant(const char *path, unsigned flags, const struct vhd_open_o
 				      const char *msg),
 		       void *opaque, vhd_disk **out)
 {
-	struct chain_ctx *ctx = calloc(1, sizeof(*ctx));
+	struct chain_ctx *ctx = new_ctx(o, VHD_OPEN_TOLERANT | VHD_OPEN_NOPARENT | flags);
 	int rc;
 
 	if (!ctx)
 		return path_error(path, -ENOMEM, "out of memory");
-	if (o)
-		ctx->opts = *o;
-	ctx->flags = VHD_OPEN_TOLERANT | VHD_OPEN_NOPARENT | flags;
 	ctx->report = report;
 	ctx->report_opaque = opaque;
 	rc = disk_open_layer(path, ctx->flags, ctx, out);
@@ -319,14 +326,11 @@ int disk_open_tolerant(const char *path, unsigned flags, const struct vhd_open_o
 int vhd_open(const char *path, unsigned flags, const struct vhd_open_opts *o,
 	     vhd_disk **out)
 {
-	struct chain_ctx *ctx = calloc(1, sizeof(*ctx));
+	struct chain_ctx *ctx = new_ctx(o, flags);
 	int rc;
 
 	if (!ctx)
 		return path_error(path, -ENOMEM, "out of memory");
-	if (o)
-		ctx->opts = *o;
-	ctx->flags = flags;
 	thread_errmsg[0] = '\0';
 	rc = disk_open_layer(path, flags, ctx, out);
 	free(ctx);

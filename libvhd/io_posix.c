@@ -105,11 +105,13 @@ static void cache_edge_page(int fd, uint64_t page_off)
 static void cache_write_edges(int fd, size_t len, uint64_t off)
 {
 	uint64_t end = off + len;
+	uint64_t first = off - off % EDGE_PAGE, last = end - end % EDGE_PAGE;
 
 	if (off % EDGE_PAGE)
-		cache_edge_page(fd, off - off % EDGE_PAGE);
-	if (end % EDGE_PAGE && (off / EDGE_PAGE != end / EDGE_PAGE || !(off % EDGE_PAGE)))
-		cache_edge_page(fd, end - end % EDGE_PAGE);
+		cache_edge_page(fd, first);
+	/* (a write inside one page has one edge page, read above) */
+	if (end % EDGE_PAGE && !(off % EDGE_PAGE && last == first))
+		cache_edge_page(fd, last);
 }
 
 static ssize_t posix_pwrite(struct vhd_io *io, const void *buf, size_t len,

@@ -484,8 +484,9 @@ struct vhd_compact_stats {
  *  (docs/crash-safety.md).  @flags must be 0; @st may be NULL.
  *  @progress (may be NULL) is called with bytes done and the total so far
  *  (every stored block is read once to examine it, every moved block
- *  copied once; the total grows as moves are planned); a nonzero return stops at the next durable
- *  step with -ECANCELED, the image valid and reading the same.
+ *  copied once; the total grows as moves are planned); a nonzero return
+ *  stops at the next durable step with -ECANCELED, the image valid and
+ *  reading the same.
  *  @return 0, -errno or VHD_E_* (VHD_E_UNSUPPORTED for fixed and raw). */
 VHD_API int vhd_compact(const char *path, unsigned flags,
 			const struct vhd_open_opts *o,
