@@ -5,6 +5,10 @@
 # Targets (TARGETS env; the image is chosen by the name: 'vpc' = the dynamic
 # VHD, otherwise the raw file):
 #   nbdkit-vhd-vpc   nbdkit -f -U SOCK nbd-plugin/nbdkit-vhd-plugin.so file=IMAGE.vhd   (vhdkit)
+#   nbdkit-vhd-vpc-keep  the same with realign=false, on its own copy of the
+#                    VHD (the plugin's default moves each misaligned block it
+#                    writes to a 4 KiB aligned place; this target keeps qemu's
+#                    layout, to show what moving gains and costs)
 #   qemu-nbd-vpc     qemu-nbd -k SOCK -t -e 0 -f vpc IMAGE.vhd   (same VHD file)
 #   nbdkit-raw       nbdkit -f -U SOCK file IMAGE.raw            (same data, raw)
 #   optional: nbdkit-vhd-raw (vhdkit plugin on the raw file), qemu-nbd-raw,
@@ -43,16 +47,18 @@ CMDLOG="$RESULTS/$TAG.commands"; : > "$CMDLOG"; rm -f "$RESULTS/$TAG.check"
 printf 'SIZE_MIB=%s DATA_PCT=%s RUNS=%s RUNTIME=%s\n' "$SIZE_MIB" "$DATA_PCT" "$RUNS" "$RUNTIME" > "$RESULTS/$TAG.params"
 
 IMG_RAW="$WORK/nbd.raw"; IMG_VPC="$WORK/nbd.vhd"; IMG_OURS="$WORK/nbd-vhdkit.vhd"
+IMG_KEEP="$WORK/nbd-keep.vhd"
 r0=$(last_run "$OUTTSV" 5)   # APPEND=1: runs numbered after those already there
 
 fmt_of() { case $1 in *vpc*|*vhdkit*) echo vpc;; *) echo raw;; esac; }
-img_of() { case $1 in *vhdkit*) echo "$IMG_OURS";; *vpc*) echo "$IMG_VPC";; *) echo "$IMG_RAW";; esac; }
+img_of() { case $1 in *vhdkit*) echo "$IMG_OURS";; *keep*) echo "$IMG_KEEP";; *vpc*) echo "$IMG_VPC";; *) echo "$IMG_RAW";; esac; }
 
 # start_target NAME IMAGE -> sets KIND (nbd|file), URI or FILE/ENGINE/DIRECT, PID
 start_target() {
     local t=$1 img=$2; KIND=nbd; URI=$(nbd_uri "$t"); PID=
     case $t in
         nbdkit-vhd-vpc|nbdkit-vhd-raw|nbdkit-vhd-vhdkit) start_nbdkit_vhd "$t" "$img";;
+        nbdkit-vhd-vpc-keep) start_nbdkit_vhd "$t" "$img" realign=false;;
         nbdkit-vhd-*-t*)   start_nbdkit_vhd "$t" "$img" "--threads=${t##*-t}";;
         nbdkit-raw)        start_nbdkit "$t" "$img";;
         nbdkit-raw-t*)     start_nbdkit "$t" "$img" "--threads=${t#nbdkit-raw-t}";;
@@ -104,6 +110,7 @@ restore_images() {
     log "restoring images from pristine copies"
     cp --sparse=never "$WORK/src-dense.raw" "$IMG_RAW"   # fully allocated raw
     cp --sparse=always "$WORK/pristine.vhd"  "$IMG_VPC"
+    if [[ " $TARGETS " == *keep* ]]; then cp --sparse=always "$WORK/pristine.vhd" "$IMG_KEEP"; fi
     if [[ " $TARGETS " == *vhdkit* ]]; then
         rm -f "$IMG_OURS"; "$VHDTOOL" convert -q -O vhd "$WORK/pristine.vhd" "$IMG_OURS"
     fi
@@ -167,7 +174,7 @@ for phase in $PHASES; do
     esac
 done
 # the images must still be valid VHDs after every write phase
-for IMG_CHECK in "$IMG_VPC" "$IMG_OURS"; do
+for IMG_CHECK in "$IMG_VPC" "$IMG_OURS" "$IMG_KEEP"; do
     [[ " $TARGETS " == *vpc* || " $TARGETS " == *vhdkit* ]] || break
     [[ " $PHASES " == *" overwrite "* && -f $IMG_CHECK ]] || continue
     # (qemu-img check does not support vpc)

@@ -54,6 +54,7 @@ struct vhd_crashsim {
 	uint64_t writes;
 	uint64_t cut_at;	/* 0 = disarmed */
 	int crashed;
+	int punch;		/* files opened from now on can punch holes */
 };
 
 struct cs_io {
@@ -272,6 +273,28 @@ static int cs_get_size(struct vhd_io *io, uint64_t *size)
 	return 0;
 }
 
+/* FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: a pending write of zeros
+ * inside the file (one write point, torn per sector like any other). */
+static int cs_punch(struct vhd_io *io, uint64_t off, uint64_t len)
+{
+	struct cs_io *c = (struct cs_io *)io;
+	uint64_t size;
+	uint8_t *zeros;
+	ssize_t n;
+
+	cs_get_size(io, &size);
+	if (off >= size || len == 0)
+		return 0;
+	if (len > size - off)
+		len = size - off;
+	zeros = calloc(1, (size_t)len);
+	if (!zeros)
+		return -ENOMEM;
+	n = cs_pwrite(&c->base, zeros, (size_t)len, off);
+	free(zeros);
+	return n < 0 ? (int)n : 0;
+}
+
 static int cs_truncate(struct vhd_io *io, uint64_t size)
 {
 	struct cs_io *c = (struct cs_io *)io;
@@ -322,6 +345,17 @@ static const struct vhd_io_ops cs_ops = {
 	.identity = cs_identity,
 };
 
+static const struct vhd_io_ops cs_ops_punch = {
+	.pread = cs_pread,
+	.pwrite = cs_pwrite,
+	.flush = cs_flush,
+	.get_size = cs_get_size,
+	.truncate = cs_truncate,
+	.punch = cs_punch,
+	.close = cs_close,
+	.identity = cs_identity,
+};
+
 static int cs_open(const struct vhd_io_factory *fac, const char *path,
 		   unsigned flags, struct vhd_io **out)
 {
@@ -351,7 +385,7 @@ static int cs_open(const struct vhd_io_factory *fac, const char *path,
 		rc = -ENOMEM;
 		goto out;
 	}
-	c->base.ops = &cs_ops;
+	c->base.ops = cs->punch ? &cs_ops_punch : &cs_ops;
 	c->cs = cs;
 	c->f = f;
 	c->writable = !!(flags & (VHD_IO_RDWR | VHD_IO_CREATE));
@@ -392,6 +426,11 @@ struct vhd_crashsim *vhd_crashsim_new(uint64_t seed)
 	pthread_mutex_init(&cs->lock, NULL);
 	cs->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
 	return cs;
+}
+
+void vhd_crashsim_allow_punch(struct vhd_crashsim *cs)
+{
+	cs->punch = 1;
 }
 
 void vhd_crashsim_free(struct vhd_crashsim *cs)

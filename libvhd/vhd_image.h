@@ -16,10 +16,18 @@
  *      reserved but never referenced may hold stale data; it is zeroed
  *      before reuse, so a dynamic block's all-ones bitmap never exposes it.
  *
+ *  I5  (realign) A block moved to a new place keeps its old place intact
+ *      until a flush has made the BAT entry that points at the copy durable;
+ *      only then is the old place punched.  The copy is unreferenced space
+ *      until that flush, which syncs it before writing the BAT.
+ *
  * Locking: bat[] entries and bitmap bytes are read with atomic loads and no
  * lock.  meta_lock serializes allocation and dirty tracking; flush_lock
  * serializes flushes; a per-block stripe lock serializes writes that change
- * a block's bitmap or need a read-modify-write of a partial sector.
+ * a block's bitmap or need a read-modify-write of a partial sector.  With
+ * realign on, I/O on a block whose data is not 4 KiB aligned holds the
+ * block's move lock shared, and moving the block holds it exclusively;
+ * aligned blocks never move, so their I/O takes no such lock.
  */
 #ifndef LIBVHD_VHD_IMAGE_H
 #define LIBVHD_VHD_IMAGE_H
@@ -68,6 +76,15 @@ struct vhd_image {
 	uint64_t meta_end;		/* end of header, BAT and locators */
 
 	bool unsafe;			/* VHD_OPEN_UNSAFE */
+
+	/* realign (VHD_OPEN_REALIGN): moving misaligned blocks on write */
+	bool realign;			/* set at open, constant after */
+	bool realign_stopped;		/* no more moves (a punch failed) */
+	uint64_t *freed;		/* old places to punch after the next
+					   flush, under meta_lock */
+	uint32_t nfreed, freed_cap;
+	pthread_rwlock_t move_lock[VHD_STRIPES];
+
 	pthread_mutex_t meta_lock;
 	pthread_mutex_t flush_lock;
 	pthread_mutex_t stripe[VHD_STRIPES];
@@ -88,12 +105,22 @@ static inline uint32_t bat_get(const struct vhd_image *v, uint32_t i)
 	return __atomic_load_n(&v->bat[i], __ATOMIC_ACQUIRE);
 }
 
+/* Whether the block at BAT entry @entry has its data off a 4 KiB boundary
+ * (qemu-img and Virtual PC put data one sector after the bitmap). */
+static inline bool vhd_entry_misaligned(const struct vhd_image *v, uint32_t entry)
+{
+	return entry != VHD_BAT_UNUSED &&
+	       (((uint64_t)entry * VHD_SECTOR + v->bitmap_size) & 4095) != 0;
+}
+
 /* vhd_open.c */
 void vhd_image_free(struct vhd_image *v);
 
 /* vhd_meta.c: allocation, bitmaps, flush, close */
 int vhd_get_bitmap(vhd_disk *d, uint32_t block, uint8_t **out);
 int vhd_alloc_block(vhd_disk *d, uint32_t block, uint32_t *entry);
+int vhd_alloc_place(vhd_disk *d, uint64_t *pos);
+bool vhd_move_block(vhd_disk *d, uint32_t block, uint32_t from, uint32_t to);
 void vhd_mark_bits(vhd_disk *d, uint32_t block, uint32_t s0, uint32_t s1);
 int vhd_unmap_block(vhd_disk *d, uint32_t block);
 void vhd_remap_block(vhd_disk *d, uint32_t block, uint32_t entry);
@@ -120,6 +147,13 @@ void vhd_reparent_journal_remove(const struct vhd_io_factory *f, const char *chi
 
 /* vhd_repair.c */
 int vhd_image_repair(vhd_disk *d, struct repair_ctx *c);
+
+/* vhd_realign.c: I/O on a block pins its place (see Locking above); a
+ * write to a misaligned block first moves it (I5).  pin returns the block's
+ * current entry and sets *@held to the lock to give back (or NULL). */
+uint32_t vhd_pin_block(struct vhd_image *v, uint32_t block, pthread_rwlock_t **held);
+void vhd_unpin_block(pthread_rwlock_t *held);
+int vhd_realign_block(vhd_disk *d, uint32_t block);
 
 /* vhd_compact.c */
 int vhd_image_compact(vhd_disk *d, struct compact_job *j);

@@ -154,6 +154,63 @@ static int reserve_space(vhd_disk *d)
 	return 0;
 }
 
+/* Hand out the place of one block (bitmap and data) below a durable footer;
+ * meta_lock held. */
+static int take_place(vhd_disk *d, uint64_t *pos)
+{
+	struct vhd_image *v = IMG(d);
+	int rc = reserve_space(d);
+
+	if (rc < 0)
+		return rc;
+	*pos = block_pos(v, v->next_block);
+	v->next_block = *pos + block_total(v);
+	return 0;
+}
+
+/* A place for a block that is to be moved there (vhd_realign.c). */
+int vhd_alloc_place(vhd_disk *d, uint64_t *pos)
+{
+	struct vhd_image *v = IMG(d);
+	int rc;
+
+	pthread_mutex_lock(&v->meta_lock);
+	rc = take_place(d, pos);
+	pthread_mutex_unlock(&v->meta_lock);
+	return rc;
+}
+
+/* Point @block at the copy at sector @to if it still is at sector @from
+ * (a discard may have dropped it meanwhile).  The BAT sector, and a partial
+ * bitmap at its new place, are written at the next flush, after a sync;
+ * the old place is punched once that flush is done (I5). */
+bool vhd_move_block(vhd_disk *d, uint32_t block, uint32_t from, uint32_t to)
+{
+	struct vhd_image *v = IMG(d);
+	bool moved = false;
+
+	pthread_mutex_lock(&v->meta_lock);
+	if (v->bat[block] != from)
+		goto out;
+	if (v->nfreed == v->freed_cap) {
+		uint32_t cap = v->freed_cap ? 2 * v->freed_cap : 64;
+		uint64_t *f = realloc(v->freed, cap * sizeof(*f));
+		if (!f)
+			goto out;
+		v->freed = f;
+		v->freed_cap = cap;
+	}
+	v->freed[v->nfreed++] = (uint64_t)from * VHD_SECTOR;
+	__atomic_store_n(&v->bat[block], to, __ATOMIC_RELEASE);
+	mark_bat_dirty(v, block);
+	if (v->bitmaps[block] != BITMAP_FULL)
+		mark_bm_dirty(v, block);
+	moved = true;
+out:
+	pthread_mutex_unlock(&v->meta_lock);
+	return moved;
+}
+
 int vhd_alloc_block(vhd_disk *d, uint32_t block, uint32_t *entry)
 {
 	struct vhd_image *v = IMG(d);
@@ -164,10 +221,9 @@ int vhd_alloc_block(vhd_disk *d, uint32_t block, uint32_t *entry)
 	pthread_mutex_lock(&v->meta_lock);
 	if (v->bat[block] != VHD_BAT_UNUSED)
 		goto out;
-	rc = reserve_space(d);
+	rc = take_place(d, &pos);
 	if (rc < 0)
 		goto out;
-	pos = block_pos(v, v->next_block);
 	bm = calloc(1, v->bitmap_size);
 	if (!bm) {
 		rc = disk_error(d, -ENOMEM, "out of memory for a bitmap");
@@ -197,7 +253,6 @@ int vhd_alloc_block(vhd_disk *d, uint32_t block, uint32_t *entry)
 		bm = old;
 	}
 	__atomic_store_n(&v->bitmaps[block], bm, __ATOMIC_RELEASE);
-	v->next_block = pos + block_total(v);
 	v->allocated++;
 	__atomic_store_n(&v->bat[block], (uint32_t)(pos / VHD_SECTOR),
 			 __ATOMIC_RELEASE);
@@ -259,6 +314,8 @@ struct meta_snapshot {
 	uint8_t *bm_data;
 	uint32_t *bat_sectors;
 	uint8_t *bat_data;
+	uint64_t *freed;	/* old places of moved blocks (I5) */
+	uint32_t nfreed;
 };
 
 static void snapshot_free(struct meta_snapshot *s)
@@ -268,6 +325,7 @@ static void snapshot_free(struct meta_snapshot *s)
 	free(s->bm_data);
 	free(s->bat_sectors);
 	free(s->bat_data);
+	free(s->freed);
 }
 
 static void encode_bat_sector(struct vhd_image *v, uint32_t sector,
@@ -319,6 +377,10 @@ static int take_snapshot(struct vhd_image *v, struct meta_snapshot *s)
 	}
 	s->nbat = v->nbat_dirty;
 	v->nbat_dirty = 0;
+	s->freed = v->freed;
+	s->nfreed = v->nfreed;
+	v->freed = NULL;
+	v->nfreed = v->freed_cap = 0;
 	return 0;
 }
 
@@ -335,7 +397,31 @@ static void restore_dirty(struct vhd_image *v, struct meta_snapshot *s)
 			v->bat_dirty_list[v->nbat_dirty++] = sec;
 		}
 	}
+	for (uint32_t k = 0; k < s->nfreed; k++) {
+		if (v->nfreed == v->freed_cap) {
+			uint32_t cap = v->freed_cap ? 2 * v->freed_cap : 64;
+			uint64_t *f = realloc(v->freed, cap * sizeof(*f));
+			if (!f)
+				break;	/* those places stay allocated */
+			v->freed = f;
+			v->freed_cap = cap;
+		}
+		v->freed[v->nfreed++] = s->freed[k];
+	}
 	pthread_mutex_unlock(&v->meta_lock);
+}
+
+/* After a flush: the places moved blocks left are referenced by no durable
+ * BAT entry any more (I5).  Without a working punch, stop moving blocks. */
+static void punch_freed(vhd_disk *d, struct meta_snapshot *s)
+{
+	struct vhd_image *v = IMG(d);
+
+	for (uint32_t k = 0; k < s->nfreed; k++) {
+		int rc = d->io->ops->punch(d->io, s->freed[k], block_total(v));
+		if (rc < 0)
+			__atomic_store_n(&v->realign_stopped, true, __ATOMIC_RELAXED);
+	}
 }
 
 static int write_snapshot(vhd_disk *d, struct meta_snapshot *s)
@@ -383,6 +469,8 @@ int vhd_meta_flush(vhd_disk *d)
 	}
 	if (rc < 0)
 		restore_dirty(v, &s);
+	else
+		punch_freed(d, &s);
 	snapshot_free(&s);
 out:
 	pthread_mutex_unlock(&v->flush_lock);

@@ -33,10 +33,13 @@ void vhd_image_free(struct vhd_image *v)
 	free(v->bm_dirty);
 	free(v->bm_dirty_list);
 	free(v->parent_name);
+	free(v->freed);
 	pthread_mutex_destroy(&v->meta_lock);
 	pthread_mutex_destroy(&v->flush_lock);
-	for (int i = 0; i < VHD_STRIPES; i++)
+	for (int i = 0; i < VHD_STRIPES; i++) {
 		pthread_mutex_destroy(&v->stripe[i]);
+		pthread_rwlock_destroy(&v->move_lock[i]);
+	}
 	free(v);
 }
 
@@ -424,8 +427,10 @@ static struct vhd_image *image_alloc(void)
 		return NULL;
 	pthread_mutex_init(&v->meta_lock, NULL);
 	pthread_mutex_init(&v->flush_lock, NULL);
-	for (int i = 0; i < VHD_STRIPES; i++)
+	for (int i = 0; i < VHD_STRIPES; i++) {
 		pthread_mutex_init(&v->stripe[i], NULL);
+		pthread_rwlock_init(&v->move_lock[i], NULL);
+	}
 	return v;
 }
 
@@ -473,7 +478,10 @@ int vhd_image_open(vhd_disk *d, struct chain_ctx *ctx)
 	/* A tolerant read-write open is repair's: it decides what happens to
 	 * unreferenced space (which may hold the locator data an interrupted
 	 * reparent's journal points at). */
-	if (!d->read_only && !(d->flags & VHD_OPEN_TOLERANT))
-		return vhd_prepare_writes(d);
-	return 0;
+	if (d->read_only || (d->flags & VHD_OPEN_TOLERANT))
+		return 0;
+	/* Moving blocks only pays when their old places can be punched;
+	 * otherwise the file would grow by every block moved. */
+	v->realign = (d->flags & VHD_OPEN_REALIGN) && d->io->ops->punch;
+	return vhd_prepare_writes(d);
 }

@@ -9,6 +9,8 @@
  * lock, partial sectors that are not present are first filled from what the
  * layer shows (parent or zeros), and the bits are set after the data write
  * returns (they reach the disk at the next flush, after a sync: I3).
+ * With realign on, a write first moves a misaligned block to an aligned
+ * place, and I/O on a block that may still move pins it (vhd_realign.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -51,13 +53,13 @@ static int read_absent(vhd_disk *d, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* Read [boff, boff+n) of block @block (n within the block). */
-static int read_block(vhd_disk *d, uint32_t block, uint8_t *buf, uint32_t boff,
-		      uint32_t n)
+/* Read [boff, boff+n) of block @block (n within the block), which is at
+ * @entry and pinned there (vhd_pin_block). */
+static int read_block_at(vhd_disk *d, uint32_t block, uint32_t entry,
+			 uint8_t *buf, uint32_t boff, uint32_t n)
 {
 	struct vhd_image *v = IMG(d);
 	uint64_t voff = ((uint64_t)block << v->block_shift) + boff;
-	uint32_t entry = bat_get(v, block);
 	uint32_t s, s_end;
 	uint8_t *bm;
 	int rc;
@@ -90,6 +92,17 @@ static int read_block(vhd_disk *d, uint32_t block, uint8_t *buf, uint32_t boff,
 		s += run;
 	}
 	return 0;
+}
+
+static int read_block(vhd_disk *d, uint32_t block, uint8_t *buf, uint32_t boff,
+		      uint32_t n)
+{
+	pthread_rwlock_t *pin;
+	uint32_t entry = vhd_pin_block(IMG(d), block, &pin);
+	int rc = read_block_at(d, block, entry, buf, boff, n);
+
+	vhd_unpin_block(pin);
+	return rc;
 }
 
 static ssize_t sparse_pread(vhd_disk *d, void *buf, size_t len, uint64_t off)
@@ -128,10 +141,10 @@ static int write_merged(vhd_disk *d, uint32_t block, uint32_t entry,
 	tmp = malloc(b - a);
 	if (!tmp)
 		return disk_error(d, -ENOMEM, "out of memory");
-	rc = read_block(d, block, tmp, a, VHD_SECTOR);
+	rc = read_block_at(d, block, entry, tmp, a, VHD_SECTOR);
 	if (rc == 0 && b - VHD_SECTOR > a)
-		rc = read_block(d, block, tmp + (b - a - VHD_SECTOR),
-				b - VHD_SECTOR, VHD_SECTOR);
+		rc = read_block_at(d, block, entry, tmp + (b - a - VHD_SECTOR),
+				   b - VHD_SECTOR, VHD_SECTOR);
 	if (rc == 0) {
 		memcpy(tmp + (boff - a), buf, n);
 		rc = write_data(d, tmp, b - a, block_data_off(v, entry) + a);
@@ -140,11 +153,11 @@ static int write_merged(vhd_disk *d, uint32_t block, uint32_t entry,
 	return rc;
 }
 
-static int write_block(vhd_disk *d, uint32_t block, const uint8_t *buf,
-		       uint32_t boff, uint32_t n)
+/* Write to block @block, which is at @entry and pinned there. */
+static int write_block_at(vhd_disk *d, uint32_t block, uint32_t entry,
+			  const uint8_t *buf, uint32_t boff, uint32_t n)
 {
 	struct vhd_image *v = IMG(d);
-	uint32_t entry = bat_get(v, block);
 	uint32_t s0 = boff / VHD_SECTOR;
 	uint32_t s1 = (boff + n + VHD_SECTOR - 1) / VHD_SECTOR;
 	pthread_mutex_t *lock;
@@ -168,12 +181,31 @@ static int write_block(vhd_disk *d, uint32_t block, const uint8_t *buf,
 	entry = bat_get(v, block);
 	if (entry == VHD_BAT_UNUSED) {
 		pthread_mutex_unlock(lock);
-		return write_block(d, block, buf, boff, n);
+		return write_block_at(d, block, entry, buf, boff, n);
 	}
 	rc = write_merged(d, block, entry, buf, boff, n);
 	if (rc == 0)
 		vhd_mark_bits(d, block, s0, s1);
 	pthread_mutex_unlock(lock);
+	return rc;
+}
+
+static int write_block(vhd_disk *d, uint32_t block, const uint8_t *buf,
+		       uint32_t boff, uint32_t n)
+{
+	struct vhd_image *v = IMG(d);
+	pthread_rwlock_t *pin;
+	uint32_t entry;
+	int rc;
+
+	if (v->realign && vhd_entry_misaligned(v, bat_get(v, block))) {
+		rc = vhd_realign_block(d, block);
+		if (rc < 0)
+			return rc;
+	}
+	entry = vhd_pin_block(v, block, &pin);
+	rc = write_block_at(d, block, entry, buf, boff, n);
+	vhd_unpin_block(pin);
 	return rc;
 }
 
@@ -191,7 +223,10 @@ static uint64_t sparse_map(vhd_disk *d, uint64_t off, uint64_t len, bool write,
 	uint8_t *bm;
 
 	(void)write;
-	if (entry == VHD_BAT_UNUSED || vhd_get_bitmap(d, block, &bm) < 0)
+	/* A block that may still move is reached only through the locked
+	 * paths (vhd_realign.c). */
+	if (entry == VHD_BAT_UNUSED || (v->realign && vhd_entry_misaligned(v, entry)) ||
+	    vhd_get_bitmap(d, block, &bm) < 0)
 		return 0;
 	if (bm != BITMAP_FULL &&
 	    !vhd_bits_all_set(bm, boff / VHD_SECTOR,
@@ -238,9 +273,11 @@ static int drop_block(vhd_disk *d, uint32_t block)
 {
 	struct vhd_image *v = IMG(d);
 	pthread_mutex_t *lock = stripe_of(v, block);
+	pthread_rwlock_t *pin;
 	uint32_t entry;
 	int rc = 0;
 
+	vhd_pin_block(v, block, &pin);
 	pthread_mutex_lock(lock);
 	entry = bat_get(v, block);
 	if (entry != VHD_BAT_UNUSED) {
@@ -253,6 +290,7 @@ static int drop_block(vhd_disk *d, uint32_t block)
 					 v->bitmap_size);
 	}
 	pthread_mutex_unlock(lock);
+	vhd_unpin_block(pin);
 	return rc;
 }
 
@@ -273,6 +311,7 @@ static int sparse_discard(vhd_disk *d, uint64_t off, uint64_t len)
 	FOR_EACH_BLOCK(v, off, len, block, boff, n) {
 		uint64_t voff = ((uint64_t)block << v->block_shift) + boff;
 		uint32_t entry = bat_get(v, block);
+		pthread_rwlock_t *pin;
 		uint8_t *bm;
 
 		if (entry == VHD_BAT_UNUSED)
@@ -284,10 +323,13 @@ static int sparse_discard(vhd_disk *d, uint64_t off, uint64_t len)
 			 * zeros: punch the aligned part. */
 			uint32_t a = (boff + VHD_SECTOR - 1) & ~(VHD_SECTOR - 1);
 			uint32_t b = (boff + n) & ~(VHD_SECTOR - 1);
+			entry = vhd_pin_block(v, block, &pin);
 			rc = vhd_get_bitmap(d, block, &bm);
-			if (rc == 0 && b > a && d->io->ops->punch)
+			if (rc == 0 && entry != VHD_BAT_UNUSED && b > a &&
+			    d->io->ops->punch)
 				rc = punch_or_zero(d, block_data_off(v, entry) + a,
 						   b - a);
+			vhd_unpin_block(pin);
 		} else {
 			rc = 0;	/* advisory: keep partial differencing data */
 		}

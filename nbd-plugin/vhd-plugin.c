@@ -29,6 +29,7 @@ static char *file;		/* absolute: nbdkit may chdir("/") when it forks */
 static char *device;		/* a host block device, passed through */
 static const char *snapshot;	/* export an older layer of the chain */
 static int force_readonly;
+static int realign = 1;		/* move misaligned VHD blocks on write */
 static vhd_disk *disk;		/* the export */
 static vhd_disk *top;		/* what was opened (owns `disk` when a layer) */
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -61,6 +62,11 @@ static int vhd_config(const char *key, const char *value)
 		if (r < 0)
 			return -1;
 		force_readonly = r;
+	} else if (!strcmp(key, "realign")) {
+		int r = nbdkit_parse_bool(value);
+		if (r < 0)
+			return -1;
+		realign = r;
 	} else {
 		nbdkit_error("unknown parameter '%s'", key);
 		return -1;
@@ -86,7 +92,10 @@ static int vhd_config_complete(void)
 	"device=<DEV>     or: a host block device, passed through exclusively\n" \
 	"readonly=true    export read-only (also with nbdkit -r)\n" \
 	"snapshot=N|PATH  export layer N of the chain (0 = file) or the layer\n" \
-	"                 whose path is PATH, read-only"
+	"                 whose path is PATH, read-only\n" \
+	"realign=false    keep a VHD's block layout (default: a block whose data\n" \
+	"                 is not 4 KiB aligned moves to an aligned place when\n" \
+	"                 first written)"
 
 /* Find layer @spec (an index, or a path as the chain resolved it). */
 static vhd_disk *find_layer(vhd_disk *d, const char *spec)
@@ -133,7 +142,8 @@ static int open_export(int readonly)
 		return 0;
 	}
 	/* Read-only exports share the image, also beside a writer. */
-	rc = vhd_open(file, readonly ? VHD_OPEN_SHARED : VHD_OPEN_RDWR, NULL, &top);
+	rc = vhd_open(file, readonly ? VHD_OPEN_SHARED :
+			  VHD_OPEN_RDWR | (realign ? VHD_OPEN_REALIGN : 0), NULL, &top);
 	if ((rc == -EACCES || rc == -EROFS || rc == -EPERM) && !readonly) {
 		nbdkit_debug("%s is not writable: exporting read-only", file);
 		readonly = 1;

@@ -150,6 +150,8 @@ struct vhd_crashsim;
 VHD_API struct vhd_crashsim *vhd_crashsim_new(uint64_t seed);
 VHD_API void vhd_crashsim_free(struct vhd_crashsim *cs);
 VHD_API const struct vhd_io_factory *vhd_crashsim_factory(struct vhd_crashsim *cs);
+/** Files opened after this can punch holes (a pending write of zeros). */
+VHD_API void vhd_crashsim_allow_punch(struct vhd_crashsim *cs);
 /** Load a host file (or a buffer) into the simulator as durable content. */
 VHD_API int vhd_crashsim_load(struct vhd_crashsim *cs, const char *path,
 			      const char *host_path);
@@ -202,6 +204,15 @@ VHD_API int vhd_create(const char *path, const struct vhd_create_opts *o,
 				   once: data the writer puts in blocks it
 				   allocates later is not seen, and reads may
 				   see a moment of an update in progress */
+#define VHD_OPEN_REALIGN  0x80	/* read-write dynamic/differencing VHD: a
+				   block whose data is not 4 KiB aligned (as
+				   qemu-img and Virtual PC place it) moves to
+				   an aligned place at its first write, so
+				   4 KiB I/O touches one host page, not two.
+				   The old place is punched after the next
+				   flush; the file's apparent size grows,
+				   its allocated size does not.  Without
+				   hole punching this does nothing */
 
 enum vhd_size_rule {
 	VHD_SIZE_AUTO = 0,	/* creator-aware (docs/vhd-format.md) */

@@ -1,0 +1,115 @@
+/*
+ * vhd_realign.c -- move blocks whose data is not 4 KiB aligned to aligned
+ * places, at their first write (VHD_OPEN_REALIGN).
+ *
+ * qemu-img and Virtual PC put a block's data one sector after its 512-byte
+ * bitmap, so a 4 KiB guest write covers two pages of the host file partly,
+ * and the kernel copies into two page-cache pages (and may have to read
+ * them first) where one would do.  vhdkit places blocks so that their data
+ * starts on a 4 KiB boundary (vhd_meta.c: block_pos); this file brings a
+ * foreign image to that layout as it is written, one block at a time:
+ *
+ *   1. under the block's move lock (exclusive), its bitmap and data are
+ *      read from the old place and written to a new aligned place below a
+ *      durable footer (I1), space no durable BAT entry references;
+ *   2. in memory the BAT entry now points at the copy; the BAT sector (and
+ *      a partial bitmap, so the bits set since the old place's bitmap was
+ *      last written reach the copy) are dirty, written by the next flush
+ *      after it has synced the copy (I3);
+ *   3. the old place stays intact until that flush is done, and is punched
+ *      then (I5).  A crash before leaves the durable BAT pointing at the
+ *      old place, which holds every write flushed before the move.
+ *
+ * Aligned blocks never move, so their I/O never waits for the move lock.
+ */
+#include <stdlib.h>
+
+#include "io.h"
+#include "vhd_image.h"
+
+/* Write the copy of a block (bitmap, then data starting on a page
+ * boundary) at @pos, one page per call.  The page cache sizes its folios
+ * by the write: one 2 MiB write leaves large folios, and on ext4 every
+ * later 4 KiB write into one walks all its buffer heads (measured: half
+ * the speed of small folios).  Pages of zeros are written too, so that the
+ * copy allocates what the old place did and later writes find small
+ * folios everywhere in the block. */
+static int write_copy(vhd_disk *d, const uint8_t *buf, uint64_t pos)
+{
+	struct vhd_image *v = IMG(d);
+	uint64_t end = pos + block_total(v);
+	int rc = io_write_full(d->io, buf, v->bitmap_size, pos);
+
+	for (uint64_t at = pos + v->bitmap_size; rc == 0 && at < end; at += 4096) {
+		size_t n = end - at < 4096 ? (size_t)(end - at) : 4096;
+		rc = io_write_full(d->io, buf + (at - pos), n, at);
+	}
+	return rc;
+}
+
+uint32_t vhd_pin_block(struct vhd_image *v, uint32_t block, pthread_rwlock_t **held)
+{
+	uint32_t entry = bat_get(v, block);
+
+	*held = NULL;
+	if (!v->realign || !vhd_entry_misaligned(v, entry))
+		return entry;
+	*held = &v->move_lock[block % VHD_STRIPES];
+	pthread_rwlock_rdlock(*held);
+	return bat_get(v, block);
+}
+
+void vhd_unpin_block(pthread_rwlock_t *held)
+{
+	if (held)
+		pthread_rwlock_unlock(held);
+}
+
+/* Returns 0 when the block is aligned now (or unallocated), 1 when it
+ * stays where it is (moving is stopped, or the copy failed: the caller
+ * writes in place), or a negative errno for a failure that also stops the
+ * write (the bitmap cannot be read). */
+int vhd_realign_block(vhd_disk *d, uint32_t block)
+{
+	struct vhd_image *v = IMG(d);
+	pthread_rwlock_t *lock = &v->move_lock[block % VHD_STRIPES];
+	size_t total = block_total(v);
+	uint32_t entry;
+	uint8_t *buf = NULL, *bm;
+	uint64_t pos;
+	int rc;
+
+	if (__atomic_load_n(&v->realign_stopped, __ATOMIC_RELAXED))
+		return 1;
+	pthread_rwlock_wrlock(lock);
+	entry = bat_get(v, block);
+	rc = 0;
+	if (!vhd_entry_misaligned(v, entry))
+		goto out;
+	/* Load the bitmap from the old place now: the flush after the move
+	 * writes it, with the bits set since, to the copy. */
+	rc = vhd_get_bitmap(d, block, &bm);
+	if (rc < 0)
+		goto out;
+	rc = 1;
+	buf = malloc(total);
+	if (!buf)
+		goto out;
+	if (io_read_full(d->io, buf, total, (uint64_t)entry * VHD_SECTOR) < 0)
+		goto out;
+	if (vhd_alloc_place(d, &pos) < 0)
+		goto out;
+	if (write_copy(d, buf, pos) < 0)
+		goto out;
+	if (vhd_move_block(d, block, entry, (uint32_t)(pos / VHD_SECTOR)))
+		rc = 0;
+out:
+	/* A failed copy (no memory, no space, an I/O error) leaves the block
+	 * where it was and its new place unused (allocation only moves
+	 * forward); the write goes in place, and no more blocks move. */
+	if (rc == 1)
+		__atomic_store_n(&v->realign_stopped, true, __ATOMIC_RELAXED);
+	pthread_rwlock_unlock(lock);
+	free(buf);
+	return rc;
+}
