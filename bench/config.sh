@@ -22,8 +22,13 @@
 : "${RUNS:=3}"          # repetitions; tables report medians
 : "${RUNTIME:=8}"       # seconds per time-based fio job
 : "${DROP_CACHES:=1}"   # 1: drop the page cache before each convert run (cold source)
-: "${WARM:=1}"          # 1: read the backing image (dd) right before each fio run;
-                        # random: 4 KiB random reads instead (see warm_file)
+: "${WARM:=small}"      # read the backing image right before each fio run:
+                        # small: 1 MiB reads without readahead (small folios),
+                        # 1: dd (large folios), random: 4 KiB random reads.
+                        # On ext4 with large folios a 4 KiB write into a 2 MiB
+                        # folio costs several times one into a 4 KiB folio, so
+                        # `1` measures how the file was last written more than
+                        # the server (see warm_file in lib.sh)
 
 # qemu-img options for the dynamic VHD every target serves (pristine.vhd)
 : "${VPC_OPTS:=}"       # e.g. "-o force_size=on" to avoid CHS rounding of the size

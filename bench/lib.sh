@@ -100,11 +100,18 @@ drop_caches() {
 # Read a file once so it is in the page cache (used before "warm" tests).
 # NOTE: these VMs run a DAMON "pageout" scheme that reclaims page cache not
 # accessed for ~60 s, so warming happens right before each measurement.
+# WARM=small: the file's cached pages are written back and dropped, then it
+# is read in 1 MiB reads with readahead off (POSIX_FADV_RANDOM): the cache
+# gets one small folio per page, as a guest's 4 KiB I/O leaves it, but in
+# seconds, and every target starts from the same state;
 # WARM=1: a sequential dd read (the page cache then holds large folios);
 # WARM=random: 4 KiB random reads over the whole file, as a guest fills the
 # cache (small folios; ext4 4 KiB writes into large folios cost much more).
 warm_file() {
     case $WARM in
+        small) sync -d "$1"; dd if="$1" iflag=nocache count=0 status=none   # drop its pages
+               fio --name=warm --filename="$1" --rw=read --bs=1M --ioengine=psync \
+                   --fadvise_hint=random --size=100% --output=/dev/null;;
         1) dd if="$1" of=/dev/null bs=4M status=none;;
         random) fio --name=warm --filename="$1" --rw=randread --bs=4k --ioengine=psync \
                     --size=100% --output=/dev/null;;

@@ -69,7 +69,10 @@ int blk_backend_open(struct blk_backend *b, const char *path, bool read_only,
 
 	if (pt_is_block_device(path))
 		return open_block_device(b, path, read_only, err, errlen);
-	rc = vhd_open(path, read_only ? 0 : VHD_OPEN_RDWR, NULL, &d);
+	/* As the NBD plugin and the FUSE mount do: a misaligned VHD block
+	 * (qemu-img's layout) moves to a 4 KiB aligned place when first
+	 * written, so the guest's 4 KiB writes touch one host page. */
+	rc = vhd_open(path, read_only ? 0 : VHD_OPEN_RDWR | VHD_OPEN_REALIGN, NULL, &d);
 	if (rc < 0) {
 		const char *m = vhd_errmsg(NULL);
 

@@ -105,6 +105,12 @@ static inline uint32_t bat_get(const struct vhd_image *v, uint32_t i)
 	return __atomic_load_n(&v->bat[i], __ATOMIC_ACQUIRE);
 }
 
+/* Realign moves a block at a write of fewer bytes than this (into it).  A
+ * larger write covers at most two partial pages among 16 or more whole
+ * ones, so moving 2 MiB for it would not pay; a sequential first pass over
+ * a foreign image runs at full speed and moves nothing. */
+#define VHD_REALIGN_BELOW (64u << 10)
+
 /* Whether the block at BAT entry @entry has its data off a 4 KiB boundary
  * (qemu-img and Virtual PC put data one sector after the bitmap). */
 static inline bool vhd_entry_misaligned(const struct vhd_image *v, uint32_t entry)

@@ -9,8 +9,9 @@
  * lock, partial sectors that are not present are first filled from what the
  * layer shows (parent or zeros), and the bits are set after the data write
  * returns (they reach the disk at the next flush, after a sync: I3).
- * With realign on, a write first moves a misaligned block to an aligned
- * place, and I/O on a block that may still move pins it (vhd_realign.c).
+ * With realign on, a small write first moves a misaligned block to an
+ * aligned place, and I/O on a block that may still move pins it
+ * (vhd_realign.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -198,7 +199,8 @@ static int write_block(vhd_disk *d, uint32_t block, const uint8_t *buf,
 	uint32_t entry;
 	int rc;
 
-	if (v->realign && vhd_entry_misaligned(v, bat_get(v, block))) {
+	if (v->realign && n < VHD_REALIGN_BELOW &&
+	    vhd_entry_misaligned(v, bat_get(v, block))) {
 		rc = vhd_realign_block(d, block);
 		if (rc < 0)
 			return rc;

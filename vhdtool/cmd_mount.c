@@ -37,10 +37,13 @@ static int run_umount(int argc, char **argv);
 
 const struct verb verb_mount = {
 	"mount", run_mount, "show an image (whole chain) as a file through FUSE",
-	"[--readonly] [--foreground] [--snapshot N] [--name NAME] IMAGE MOUNTPOINT\n"
+	"[--readonly] [--foreground] [--snapshot N] [--name NAME] [--keep-layout]\n"
+	"       IMAGE MOUNTPOINT\n"
 	"  MOUNTPOINT/disk (or NAME) is the virtual disk, read-write unless\n"
 	"  --readonly.  --snapshot N shows layer N of the chain (0 = IMAGE),\n"
-	"  read-only.  Unmount with vhdtool umount MOUNTPOINT (waits for the\n"
+	"  read-only.  A VHD block whose data is not 4 KiB aligned (qemu-img's\n"
+	"  layout) moves to an aligned place when first written, unless\n"
+	"  --keep-layout.  Unmount with vhdtool umount MOUNTPOINT (waits for the\n"
 	"  final flush) or fusermount3 -u.",
 };
 
@@ -130,6 +133,7 @@ struct mount_state {
 	vhd_disk *top, *disk;
 	const char *name;	/* "/disk" */
 	bool readonly;
+	bool keep_layout;
 	time_t mtime;
 	char pidfile[PATH_MAX + 64];
 };
@@ -434,7 +438,8 @@ static const struct fuse_operations mount_ops = {
 
 static int open_image(struct mount_state *s, const char *image, const char *snap)
 {
-	unsigned flags = s->readonly ? VHD_OPEN_SHARED : VHD_OPEN_RDWR;
+	unsigned flags = s->readonly ? VHD_OPEN_SHARED :
+			 VHD_OPEN_RDWR | (s->keep_layout ? 0 : VHD_OPEN_REALIGN);
 
 	if (open_disk(image, flags, NULL, &s->top) < 0)
 		return EXIT_FAIL;
@@ -516,6 +521,7 @@ static int run_mount(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "snapshot", required_argument, NULL, 'S' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "keep-layout", no_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct mount_state s;
@@ -534,6 +540,7 @@ static int run_mount(int argc, char **argv)
 		case 'f': foreground = 1; break;
 		case 'S': snap = optarg; s.readonly = true; break;
 		case 'n': name = optarg; break;
+		case 'K': s.keep_layout = true; break;
 		default: return bad_option(&verb_mount, argv);
 		}
 	}

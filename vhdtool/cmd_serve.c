@@ -19,10 +19,12 @@ static int run(int argc, char **argv);
 const struct verb verb_serve = {
 	"serve", run, "export an image over NBD (runs nbdkit with the vhd plugin)",
 	"[--socket PATH | --port N [--listen ADDR]] [--readonly] [--snapshot N|PATH]\n"
-	"       [--background [--pidfile FILE]] [--threads N] IMAGE\n"
+	"       [--background [--pidfile FILE]] [--threads N] [--keep-layout] IMAGE\n"
 	"  Serves IMAGE (its whole chain) until interrupted.  Default: a TCP port\n"
 	"  10809 on 127.0.0.1.  Connect with nbd+unix:///?socket=PATH or\n"
-	"  nbd://HOST:PORT (nbdinfo, nbdcopy, qemu, nbd-client).",
+	"  nbd://HOST:PORT (nbdinfo, nbdcopy, qemu, nbd-client).  A VHD block\n"
+	"  whose data is not 4 KiB aligned (qemu-img's layout) moves to an\n"
+	"  aligned place when first written, unless --keep-layout.",
 };
 
 /* The plugin next to this binary in a build tree, else the installed one. */
@@ -56,12 +58,13 @@ static int run(int argc, char **argv)
 		{ "background", no_argument, NULL, 'b' },
 		{ "pidfile", required_argument, NULL, 'P' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "keep-layout", no_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sock = NULL, *port = NULL, *listen = "127.0.0.1";
 	const char *snapshot = NULL, *pidfile = NULL, *threads = NULL;
 	char plugin[PATH_MAX + 64], file_arg[PATH_MAX + 8], snap_arg[PATH_MAX + 16];
-	int c, readonly = 0, background = 0;
+	int c, readonly = 0, background = 0, keep_layout = 0;
 	char *args[32];
 	int n = 0;
 
@@ -75,6 +78,7 @@ static int run(int argc, char **argv)
 		case 'b': background = 1; break;
 		case 'P': pidfile = optarg; break;
 		case 't': threads = optarg; break;
+		case 'K': keep_layout = 1; break;
 		default: return bad_option(&verb_serve, argv);
 		}
 	}
@@ -119,6 +123,8 @@ static int run(int argc, char **argv)
 	args[n++] = file_arg;
 	if (readonly)
 		args[n++] = "readonly=true";
+	if (keep_layout && !pt_is_block_device(argv[optind]))
+		args[n++] = "realign=false";
 	if (snapshot) {
 		snprintf(snap_arg, sizeof(snap_arg), "snapshot=%s", snapshot);
 		args[n++] = snap_arg;
