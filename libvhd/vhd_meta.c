@@ -180,6 +180,21 @@ int vhd_alloc_place(vhd_disk *d, uint64_t *pos)
 	return rc;
 }
 
+/* Remember an old place to punch after the next flush (meta_lock held).
+ * Without memory it stays allocated, which is safe. */
+static void queue_freed(struct vhd_image *v, uint64_t pos)
+{
+	if (v->nfreed == v->freed_cap) {
+		uint32_t cap = v->freed_cap ? 2 * v->freed_cap : 64;
+		uint64_t *f = realloc(v->freed, cap * sizeof(*f));
+		if (!f)
+			return;
+		v->freed = f;
+		v->freed_cap = cap;
+	}
+	v->freed[v->nfreed++] = pos;
+}
+
 /* Point @block at the copy at sector @to if it still is at sector @from
  * (a discard may have dropped it meanwhile).  The BAT sector, and a partial
  * bitmap at its new place, are written at the next flush, after a sync;
@@ -192,15 +207,7 @@ bool vhd_move_block(vhd_disk *d, uint32_t block, uint32_t from, uint32_t to)
 	pthread_mutex_lock(&v->meta_lock);
 	if (v->bat[block] != from)
 		goto out;
-	if (v->nfreed == v->freed_cap) {
-		uint32_t cap = v->freed_cap ? 2 * v->freed_cap : 64;
-		uint64_t *f = realloc(v->freed, cap * sizeof(*f));
-		if (!f)
-			goto out;
-		v->freed = f;
-		v->freed_cap = cap;
-	}
-	v->freed[v->nfreed++] = (uint64_t)from * VHD_SECTOR;
+	queue_freed(v, (uint64_t)from * VHD_SECTOR);
 	__atomic_store_n(&v->bat[block], to, __ATOMIC_RELEASE);
 	mark_bat_dirty(v, block);
 	if (v->bitmaps[block] != BITMAP_FULL)
@@ -397,17 +404,8 @@ static void restore_dirty(struct vhd_image *v, struct meta_snapshot *s)
 			v->bat_dirty_list[v->nbat_dirty++] = sec;
 		}
 	}
-	for (uint32_t k = 0; k < s->nfreed; k++) {
-		if (v->nfreed == v->freed_cap) {
-			uint32_t cap = v->freed_cap ? 2 * v->freed_cap : 64;
-			uint64_t *f = realloc(v->freed, cap * sizeof(*f));
-			if (!f)
-				break;	/* those places stay allocated */
-			v->freed = f;
-			v->freed_cap = cap;
-		}
-		v->freed[v->nfreed++] = s->freed[k];
-	}
+	for (uint32_t k = 0; k < s->nfreed; k++)
+		queue_freed(v, s->freed[k]);
 	pthread_mutex_unlock(&v->meta_lock);
 }
 
