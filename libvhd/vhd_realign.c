@@ -28,25 +28,35 @@
 #include "io.h"
 #include "vhd_image.h"
 
-/* Write the copy of a block (bitmap, then data starting on a page
- * boundary) at @pos, one page per call, leaving out pages of zeros: the new
- * place is fresh space that reads as zeros (I1, I4), so the copy allocates
- * no more than the old place did, holes included.  Page by page, because
- * the page cache sizes its folios by the write: one 2 MiB write leaves
- * large folios, and on ext4 every later 4 KiB write into one walks all its
- * buffer heads (23% of the server's time in a profile). */
+#define COPY_CHUNK (64u << 10)
+
+static bool zero_page(const uint8_t *p)
+{
+	return p[0] == 0 && !memcmp(p, p + 1, 4095);
+}
+
+/* Write the copy of a block (bitmap, then the data, which starts on a page
+ * boundary and is whole pages long) at @pos, in runs of at most 64 KiB,
+ * leaving out pages of zeros: the new place is fresh space that reads as
+ * zeros (I1, I4), so the copy allocates no more than the old place did,
+ * holes included.  In runs, because the page cache sizes its folios by the
+ * write: one 2 MiB write leaves 2 MiB folios, and on ext4 every later
+ * 4 KiB write into one walks all its 512 buffer heads (23% of the server's
+ * time in a profile); 64 KiB folios have 16. */
 static int write_copy(vhd_disk *d, const uint8_t *buf, uint64_t pos)
 {
 	struct vhd_image *v = IMG(d);
-	uint64_t end = pos + block_total(v);
+	uint64_t end = pos + block_total(v), run = 0;	/* 0: no run open */
 	int rc = io_write_full(d->io, buf, v->bitmap_size, pos);
 
-	for (uint64_t at = pos + v->bitmap_size; rc == 0 && at < end; at += 4096) {
-		const uint8_t *page = buf + (at - pos);
-		size_t n = end - at < 4096 ? (size_t)(end - at) : 4096;
-		if (page[0] == 0 && !memcmp(page, page + 1, n - 1))
-			continue;
-		rc = io_write_full(d->io, page, n, at);
+	for (uint64_t at = pos + v->bitmap_size; rc == 0 && at <= end; at += 4096) {
+		bool zero = at == end || zero_page(buf + (at - pos));
+		if (run && (zero || at - run == COPY_CHUNK)) {
+			rc = io_write_full(d->io, buf + (run - pos), at - run, run);
+			run = 0;
+		}
+		if (!zero && !run)
+			run = at;
 	}
 	return rc;
 }

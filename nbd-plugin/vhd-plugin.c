@@ -94,8 +94,8 @@ static int vhd_config_complete(void)
 	"snapshot=N|PATH  export layer N of the chain (0 = file) or the layer\n" \
 	"                 whose path is PATH, read-only\n" \
 	"realign=false    keep a VHD's block layout (default: a block whose data\n" \
-	"                 is not 4 KiB aligned moves to an aligned place when\n" \
-	"                 first written)"
+	"                 is not 4 KiB aligned moves to an aligned place at its\n" \
+	"                 first write below 64 KiB)"
 
 /* Find layer @spec (an index, or a path as the chain resolved it). */
 static vhd_disk *find_layer(vhd_disk *d, const char *spec)

@@ -42,9 +42,9 @@ const struct verb verb_mount = {
 	"  MOUNTPOINT/disk (or NAME) is the virtual disk, read-write unless\n"
 	"  --readonly.  --snapshot N shows layer N of the chain (0 = IMAGE),\n"
 	"  read-only.  A VHD block whose data is not 4 KiB aligned (qemu-img's\n"
-	"  layout) moves to an aligned place when first written, unless\n"
-	"  --keep-layout.  Unmount with vhdtool umount MOUNTPOINT (waits for the\n"
-	"  final flush) or fusermount3 -u.",
+	"  layout) moves to an aligned place at its first write below 64 KiB,\n"
+	"  unless --keep-layout.  Unmount with vhdtool umount MOUNTPOINT (waits\n"
+	"  for the final flush) or fusermount3 -u.",
 };
 
 const struct verb verb_umount = {

@@ -24,7 +24,7 @@ const struct verb verb_serve = {
 	"  10809 on 127.0.0.1.  Connect with nbd+unix:///?socket=PATH or\n"
 	"  nbd://HOST:PORT (nbdinfo, nbdcopy, qemu, nbd-client).  A VHD block\n"
 	"  whose data is not 4 KiB aligned (qemu-img's layout) moves to an\n"
-	"  aligned place when first written, unless --keep-layout.",
+	"  aligned place at its first write below 64 KiB, unless --keep-layout.",
 };
 
 /* The plugin next to this binary in a build tree, else the installed one. */

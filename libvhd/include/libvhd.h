@@ -207,8 +207,9 @@ VHD_API int vhd_create(const char *path, const struct vhd_create_opts *o,
 #define VHD_OPEN_REALIGN  0x80	/* read-write dynamic/differencing VHD: a
 				   block whose data is not 4 KiB aligned (as
 				   qemu-img and Virtual PC place it) moves to
-				   an aligned place at its first write, so
-				   4 KiB I/O touches one host page, not two.
+				   an aligned place at its first write below
+				   64 KiB, so 4 KiB I/O touches one host
+				   page, not two.
 				   The old place is punched after the next
 				   flush; the file's apparent size grows,
 				   its allocated size does not.  Without
