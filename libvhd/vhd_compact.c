@@ -177,18 +177,12 @@ static size_t plan_round(struct vhd_image *v, struct span *s, size_t n,
 	return k;
 }
 
-/* Copy a block (bitmap and data); the last block of the disk may stop
- * short in the file: the rest reads as zeros. */
+/* Copy a block (bitmap and data). */
 static int copy_block(vhd_disk *d, const struct move *m, uint8_t *buf)
 {
-	struct vhd_image *v = IMG(d);
-	ssize_t got = d->io->ops->pread(d->io, buf, block_total(v), m->from);
+	int rc = vhd_read_place(d, m->from, buf);
 
-	if (got < 0)
-		return (int)got;
-	if ((uint64_t)got < block_total(v))
-		memset(buf + got, 0, block_total(v) - (size_t)got);
-	return io_write_full(d->io, buf, block_total(v), m->to);
+	return rc < 0 ? rc : io_write_full(d->io, buf, block_total(IMG(d)), m->to);
 }
 
 /* Step 2, one round: copies, sync, then the BAT (flush).  Returns the count

@@ -44,6 +44,10 @@
 extern uint8_t vhd_full_bitmap_marker;
 #define BITMAP_FULL (&vhd_full_bitmap_marker)
 
+struct vhd_place {
+	uint64_t pos, len;
+};
+
 struct vhd_image {
 	struct vhd_footer footer;
 	struct vhd_header header;
@@ -80,7 +84,7 @@ struct vhd_image {
 	/* realign (VHD_OPEN_REALIGN): moving misaligned blocks on write */
 	bool realign;			/* set at open, constant after */
 	bool realign_stopped;		/* no more moves (a punch failed) */
-	uint64_t *freed;		/* old places to punch after the next
+	struct vhd_place *freed;	/* old places to punch after the next
 					   flush, under meta_lock */
 	uint32_t nfreed, freed_cap;
 	pthread_rwlock_t move_lock[VHD_STRIPES];
@@ -98,6 +102,18 @@ static inline struct vhd_image *IMG(vhd_disk *d)
 static inline uint64_t block_total(const struct vhd_image *v)
 {
 	return (uint64_t)v->bitmap_size + v->block_size;
+}
+
+/* The bytes of bitmap and data block @block occupies in the file: the last
+ * block of a disk of @size bytes may stop at the disk's end. */
+static inline uint64_t block_span(const struct vhd_image *v, uint64_t size,
+				  uint32_t block)
+{
+	uint64_t start = (uint64_t)block << v->block_shift, len = v->block_size;
+
+	if (start < size && size - start < len)
+		len = (size - start + VHD_SECTOR - 1) & ~(uint64_t)(VHD_SECTOR - 1);
+	return v->bitmap_size + len;
 }
 
 static inline uint32_t bat_get(const struct vhd_image *v, uint32_t i)
@@ -125,6 +141,7 @@ void vhd_image_free(struct vhd_image *v);
 /* vhd_meta.c: allocation, bitmaps, flush, close */
 int vhd_get_bitmap(vhd_disk *d, uint32_t block, uint8_t **out);
 int vhd_alloc_block(vhd_disk *d, uint32_t block, uint32_t *entry);
+int vhd_read_place(vhd_disk *d, uint64_t pos, uint8_t *buf);
 int vhd_alloc_place(vhd_disk *d, uint64_t *pos);
 bool vhd_move_block(vhd_disk *d, uint32_t block, uint32_t from, uint32_t to);
 void vhd_mark_bits(vhd_disk *d, uint32_t block, uint32_t s0, uint32_t s1);

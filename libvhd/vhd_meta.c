@@ -168,6 +168,21 @@ static int take_place(vhd_disk *d, uint64_t *pos)
 	return 0;
 }
 
+/* Read the bitmap and data of the block placed at @pos (block_total bytes)
+ * into @buf.  The last block of the disk may stop short in the file, at the
+ * end of the virtual disk: the rest reads as zeros. */
+int vhd_read_place(vhd_disk *d, uint64_t pos, uint8_t *buf)
+{
+	struct vhd_image *v = IMG(d);
+	ssize_t got = d->io->ops->pread(d->io, buf, block_total(v), pos);
+
+	if (got < 0)
+		return (int)got;
+	if ((uint64_t)got < block_total(v))
+		memset(buf + got, 0, block_total(v) - (size_t)got);
+	return 0;
+}
+
 /* A place for a block that is to be moved there (vhd_realign.c). */
 int vhd_alloc_place(vhd_disk *d, uint64_t *pos)
 {
@@ -182,17 +197,17 @@ int vhd_alloc_place(vhd_disk *d, uint64_t *pos)
 
 /* Remember an old place to punch after the next flush (meta_lock held).
  * Without memory it stays allocated, which is safe. */
-static void queue_freed(struct vhd_image *v, uint64_t pos)
+static void queue_freed(struct vhd_image *v, struct vhd_place p)
 {
 	if (v->nfreed == v->freed_cap) {
 		uint32_t cap = v->freed_cap ? 2 * v->freed_cap : 64;
-		uint64_t *f = realloc(v->freed, cap * sizeof(*f));
+		struct vhd_place *f = realloc(v->freed, cap * sizeof(*f));
 		if (!f)
 			return;
 		v->freed = f;
 		v->freed_cap = cap;
 	}
-	v->freed[v->nfreed++] = pos;
+	v->freed[v->nfreed++] = p;
 }
 
 /* Point @block at the copy at sector @to if it still is at sector @from
@@ -207,7 +222,10 @@ bool vhd_move_block(vhd_disk *d, uint32_t block, uint32_t from, uint32_t to)
 	pthread_mutex_lock(&v->meta_lock);
 	if (v->bat[block] != from)
 		goto out;
-	queue_freed(v, (uint64_t)from * VHD_SECTOR);
+	/* only what the block occupies: a short last block has the footer,
+	 * then maybe its own copy, right after it */
+	queue_freed(v, (struct vhd_place){ (uint64_t)from * VHD_SECTOR,
+					   block_span(v, d->size, block) });
 	__atomic_store_n(&v->bat[block], to, __ATOMIC_RELEASE);
 	mark_bat_dirty(v, block);
 	if (v->bitmaps[block] != BITMAP_FULL)
@@ -321,7 +339,7 @@ struct meta_snapshot {
 	uint8_t *bm_data;
 	uint32_t *bat_sectors;
 	uint8_t *bat_data;
-	uint64_t *freed;	/* old places of moved blocks (I5) */
+	struct vhd_place *freed;	/* old places of moved blocks (I5) */
 	uint32_t nfreed;
 };
 
@@ -416,7 +434,7 @@ static void punch_freed(vhd_disk *d, struct meta_snapshot *s)
 	struct vhd_image *v = IMG(d);
 
 	for (uint32_t k = 0; k < s->nfreed; k++) {
-		int rc = d->io->ops->punch(d->io, s->freed[k], block_total(v));
+		int rc = d->io->ops->punch(d->io, s->freed[k].pos, s->freed[k].len);
 		if (rc < 0)
 			__atomic_store_n(&v->realign_stopped, true, __ATOMIC_RELAXED);
 	}

@@ -335,17 +335,12 @@ static int check_blocks(vhd_disk *d, uint64_t fsize)
 		if (r[i].end > v->meta_end)
 			v->meta_end = r[i].end;
 	for (uint32_t i = 0; i < v->max_entries; i++) {
-		uint64_t start, len, end;
+		uint64_t start, end;
 		if (v->bat[i] == VHD_BAT_UNUSED)
 			continue;
 		start = (uint64_t)v->bat[i] * VHD_SECTOR;
 		/* The last block may stop at the end of the virtual disk. */
-		len = v->block_size;
-		if (((uint64_t)i << v->block_shift) + len > d->size &&
-		    ((uint64_t)i << v->block_shift) < d->size)
-			len = (d->size - ((uint64_t)i << v->block_shift) + VHD_SECTOR - 1) &
-			      ~(uint64_t)(VHD_SECTOR - 1);
-		end = start + v->bitmap_size + len;
+		end = start + block_span(v, d->size, i);
 		if (end > data_limit) {
 			rc = disk_problem(d, VHD_CHECK_ERROR, VHD_E_CORRUPT,
 					 "BAT entry %u points past the end of the file (sector %u, file %llu bytes)",

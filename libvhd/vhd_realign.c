@@ -109,7 +109,7 @@ int vhd_realign_block(vhd_disk *d, uint32_t block)
 	buf = malloc(total);
 	if (!buf)
 		goto out;
-	if (io_read_full(d->io, buf, total, (uint64_t)entry * VHD_SECTOR) < 0)
+	if (vhd_read_place(d, (uint64_t)entry * VHD_SECTOR, buf) < 0)
 		goto out;
 	if (vhd_alloc_place(d, &pos) < 0)
 		goto out;

@@ -38,7 +38,9 @@
  * ones in the crash cuts (each move is one write per page). */
 #define NBLOCKS 16u
 static uint32_t BLOCK = 512u << 10;
-#define SIZE (NBLOCKS * BLOCK)
+static uint32_t CUT;	/* the last block holds BLOCK - CUT bytes of the disk */
+static uint32_t LEAD;	/* sectors more before the first block */
+#define SIZE (NBLOCKS * BLOCK - CUT)
 
 static char dir[256];
 
@@ -100,18 +102,20 @@ static bool misaligned(const struct layout *l, uint32_t e)
 }
 
 /* Rewrite @path as qemu-img lays a dynamic VHD out: the blocks, in file
- * order, packed from the end of the metadata on a sector boundary, then
- * the footer. */
+ * order, packed from the end of the metadata on a sector boundary (LEAD
+ * sectors later), then the footer.  A last block that holds only part of
+ * the disk stops at the disk's end, the footer right after it. */
 static void qemu_layout(const char *path)
 {
 	size_t len, n = 0;
 	uint8_t *f = slurp(path, &len), *out;
 	struct layout l;
-	uint64_t first = UINT64_MAX, pos;
+	uint64_t first = UINT64_MAX, pos, disk;
 	uint32_t order[NBLOCKS * 4];
 	int fd;
 
 	parse(f, len, &l);
+	disk = get_be64(f + len - 512 + 48);	/* the footer's current size */
 	assert_true(l.entries <= NBLOCKS * 4);
 	for (uint32_t i = 0; i < l.entries; i++) {
 		uint32_t e = entry_of(f, &l, i);
@@ -133,14 +137,17 @@ static void qemu_layout(const char *path)
 	pos = (first + 511) & ~511ull;
 	if ((pos + l.bitmap) % 4096 == 0)
 		pos += 512;
+	pos += 512 * (uint64_t)LEAD;
 	out = calloc(1, pos + (uint64_t)n * (l.bitmap + l.block) + 512);
 	assert_non_null(out);
 	memcpy(out, f, first);
 	for (size_t k = 0; k < n; k++) {
 		uint32_t i = order[k];
-		memcpy(out + pos, f + (uint64_t)entry_of(f, &l, i) * 512, l.bitmap + l.block);
+		uint64_t left = disk - (uint64_t)i * l.block;
+		uint64_t span = l.bitmap + (left < l.block ? (left + 511) & ~511ull : l.block);
+		memcpy(out + pos, f + (uint64_t)entry_of(f, &l, i) * 512, span);
 		put_be32(out + l.table_off + 4 * (uint64_t)i, (uint32_t)(pos / 512));
-		pos += l.bitmap + l.block;
+		pos += span;
 	}
 	memcpy(out + pos, f + len - 512, 512);
 	pos += 512;
@@ -220,6 +227,8 @@ static void build(bool diff, char img[300], char base[300])
 	for (uint32_t b = 0; b < NBLOCKS; b++) {
 		uint32_t off = diff ? BLOCK / 4 + 512 * b : 0;
 		uint32_t len = diff ? BLOCK / 2 : BLOCK;
+		if ((uint64_t)b * BLOCK + off + len > SIZE)
+			len = SIZE - b * BLOCK - off;
 		model_fill_random(buf, len, &rng);
 		assert_int_equal(vhd_pwrite(d, buf, len, (uint64_t)b * BLOCK + off), len);
 	}
@@ -391,6 +400,46 @@ static void test_realign_off(void **s)
 	assert_clean(img, NULL);
 }
 
+/* A last block that stops short in the file (at the end of the disk)
+ * moves like any other, and moving goes on after it. */
+static void test_realign_short_tail(void **s)
+{
+	char img[300], base[300];
+	int before[NBLOCKS], after[NBLOCKS];
+	uint8_t buf[4096], *mirror, *now;
+	uint32_t last = NBLOCKS - 1, other = 0;
+	uint64_t rng = 3;
+	vhd_disk *d;
+
+	BLOCK = 64u << 10;
+	CUT = 40u << 10;
+	LEAD = 1;
+	build(false, img, base);
+	placement(img, before);
+	assert_int_equal(before[last], 1);
+	while (before[other] != 1)
+		other++;
+	assert_true(other < last);
+	mirror = content(img, NULL);
+	assert_int_equal(vhd_open(img, VHD_OPEN_RDWR | VHD_OPEN_REALIGN, NULL, &d), 0);
+	model_fill_random(buf, sizeof(buf), &rng);
+	memcpy(mirror + (uint64_t)last * BLOCK + 4096, buf, sizeof(buf));
+	assert_int_equal(vhd_pwrite(d, buf, sizeof(buf), (uint64_t)last * BLOCK + 4096), 4096);
+	model_fill_random(buf, sizeof(buf), &rng);
+	memcpy(mirror + (uint64_t)other * BLOCK, buf, sizeof(buf));
+	assert_int_equal(vhd_pwrite(d, buf, sizeof(buf), (uint64_t)other * BLOCK), 4096);
+	assert_int_equal(vhd_close(d), 0);
+	assert_clean(img, NULL);
+	now = content(img, NULL);
+	assert_memory_equal(now, mirror, SIZE);
+	placement(img, after);
+	assert_int_equal(after[last], 0);
+	assert_int_equal(after[other], 0);
+	free(now);
+	free(mirror);
+	CUT = LEAD = 0;
+}
+
 /* Crash cuts: load @img (and @base) into a simulator that can punch. */
 static struct vhd_crashsim *sim_of(const char *img, const char *base, bool diff,
 				   uint64_t seed)
@@ -512,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_realign_off),
 		cmocka_unit_test(test_realign_cuts_dynamic),
 		cmocka_unit_test(test_realign_cuts_diff),
+		cmocka_unit_test(test_realign_short_tail),	/* last: sets CUT, LEAD */
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
