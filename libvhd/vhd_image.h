@@ -135,6 +135,13 @@ static inline bool vhd_entry_misaligned(const struct vhd_image *v, uint32_t entr
 	       (((uint64_t)entry * VHD_SECTOR + v->bitmap_size) & 4095) != 0;
 }
 
+/* Whether the block at @entry may still move (realign on, misaligned):
+ * its I/O must pin it (vhd_realign.c). */
+static inline bool vhd_entry_may_move(const struct vhd_image *v, uint32_t entry)
+{
+	return v->realign && vhd_entry_misaligned(v, entry);
+}
+
 /* vhd_open.c */
 void vhd_image_free(struct vhd_image *v);
 

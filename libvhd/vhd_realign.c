@@ -66,7 +66,7 @@ uint32_t vhd_pin_block(struct vhd_image *v, uint32_t block, pthread_rwlock_t **h
 	uint32_t entry = bat_get(v, block);
 
 	*held = NULL;
-	if (!v->realign || !vhd_entry_misaligned(v, entry))
+	if (!vhd_entry_may_move(v, entry))
 		return entry;
 	*held = &v->move_lock[block % VHD_STRIPES];
 	pthread_rwlock_rdlock(*held);

@@ -199,8 +199,7 @@ static int write_block(vhd_disk *d, uint32_t block, const uint8_t *buf,
 	uint32_t entry;
 	int rc;
 
-	if (v->realign && n < VHD_REALIGN_BELOW &&
-	    vhd_entry_misaligned(v, bat_get(v, block))) {
+	if (n < VHD_REALIGN_BELOW && vhd_entry_may_move(v, bat_get(v, block))) {
 		rc = vhd_realign_block(d, block);
 		if (rc < 0)
 			return rc;
@@ -227,7 +226,7 @@ static uint64_t sparse_map(vhd_disk *d, uint64_t off, uint64_t len, bool write,
 	(void)write;
 	/* A block that may still move is reached only through the locked
 	 * paths (vhd_realign.c). */
-	if (entry == VHD_BAT_UNUSED || (v->realign && vhd_entry_misaligned(v, entry)) ||
+	if (entry == VHD_BAT_UNUSED || vhd_entry_may_move(v, entry) ||
 	    vhd_get_bitmap(d, block, &bm) < 0)
 		return 0;
 	if (bm != BITMAP_FULL &&
