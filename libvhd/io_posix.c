@@ -236,6 +236,18 @@ static void posix_close(struct vhd_io *io)
 	free(io);
 }
 
+static ssize_t posix_copy(struct vhd_io *io, uint64_t src, uint64_t dst,
+			  size_t len)
+{
+	loff_t from = (loff_t)src, to = (loff_t)dst;
+	ssize_t n;
+
+	do
+		n = copy_file_range(posix_fd(io), &from, posix_fd(io), &to, len, 0);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
 static const struct vhd_io_ops posix_ops = {
 	.pread = posix_pread,
 	.pwrite = posix_pwrite,
@@ -248,6 +260,7 @@ static const struct vhd_io_ops posix_ops = {
 	.identity = posix_identity,
 	.prefetch = posix_prefetch,
 	.aio_fd = posix_aio_fd,
+	.copy = posix_copy,
 };
 
 /* Open the O_DIRECT twin of @fd (the same file, through /proc) and learn

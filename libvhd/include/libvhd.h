@@ -118,6 +118,10 @@ struct vhd_io_ops {
 	 * alignment of offsets, lengths and buffers (0: buffered); -ENOTSUP
 	 * when the backend's I/O must go through its ops */
 	int (*aio_fd)(struct vhd_io *io, unsigned *align);
+	/* optional: copy @len bytes at @src to @dst in the same file, inside
+	 * the kernel (ranges do not overlap); returns the bytes copied (short
+	 * only at end of file) or a negative errno */
+	ssize_t (*copy)(struct vhd_io *io, uint64_t src, uint64_t dst, size_t len);
 };
 
 struct vhd_io {

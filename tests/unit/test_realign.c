@@ -12,6 +12,8 @@
  *    the image checks clean, every block that took a small write (below
  *    64 KiB) is aligned afterwards, every other block stays where it was,
  *    and the allocated size does not grow (old places are punched);
+ *  - the move falls back to copying through memory when the kernel's copy
+ *    fails part way;
  *  - crash cuts at every write point of a workload that moves blocks, with
  *    flushes in between: every crash image checks clean and holds every
  *    flushed write (model_check_crash), then takes writes again.
@@ -400,6 +402,149 @@ static void test_realign_off(void **s)
 	assert_clean(img, NULL);
 }
 
+/* Which writes move a block: those below 64 KiB.  One of 64 KiB or more
+ * goes in place wherever it starts, also at the block's first byte (a
+ * sequential pass); a write across two blocks counts by its piece in each. */
+static void test_realign_rule(void **s)
+{
+	char img[300], base[300];
+	int before[NBLOCKS], after[NBLOCKS];
+	uint32_t mis[NBLOCKS], n = 0, pair = NBLOCKS;
+	uint8_t *buf = malloc(256u << 10), *mirror, *now;
+	uint64_t rng = 9;
+	vhd_disk *d;
+
+	BLOCK = 512u << 10;
+	build(false, img, base);
+	placement(img, before);
+	for (uint32_t b = 0; b < NBLOCKS; b++)
+		if (before[b] == 1)
+			mis[n++] = b;
+	for (uint32_t b = 0; b + 1 < NBLOCKS && pair == NBLOCKS; b++)
+		if (before[b] == 1 && before[b + 1] == 1)
+			pair = b;
+	assert_true(pair < NBLOCKS);
+	/* four misaligned blocks besides pair and pair + 1 */
+	for (uint32_t i = 0, k = 0; i < n; i++)
+		if (mis[i] != pair && mis[i] != pair + 1)
+			mis[k++] = mis[i];
+	assert_true(n - 2 >= 4);
+	mirror = content(img, NULL);
+	assert_int_equal(vhd_open(img, VHD_OPEN_RDWR | VHD_OPEN_REALIGN, NULL, &d), 0);
+	struct { uint64_t off; uint32_t len; } w[] = {
+		{ (uint64_t)mis[0] * BLOCK, 128u << 10 },		/* starts the block: stays */
+		{ (uint64_t)mis[1] * BLOCK + (64u << 10), 128u << 10 },	/* large, inside: stays */
+		{ (uint64_t)mis[2] * BLOCK + 8192, 4096 },		/* small: moves */
+		{ (uint64_t)mis[3] * BLOCK + 512, 64u << 10 },		/* 64 KiB, inside: stays */
+		{ (uint64_t)(pair + 1) * BLOCK - (16u << 10), 96u << 10 },	/* 16 KiB, then 80 KiB */
+	};
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		model_fill_random(buf, w[i].len, &rng);
+		memcpy(mirror + w[i].off, buf, w[i].len);
+		assert_int_equal(vhd_pwrite(d, buf, w[i].len, w[i].off), w[i].len);
+	}
+	assert_int_equal(vhd_close(d), 0);
+	assert_clean(img, NULL);
+	now = content(img, NULL);
+	assert_memory_equal(now, mirror, SIZE);
+	placement(img, after);
+	assert_int_equal(after[mis[0]], 1);
+	assert_int_equal(after[mis[1]], 1);
+	assert_int_equal(after[mis[2]], 0);
+	assert_int_equal(after[mis[3]], 1);
+	assert_int_equal(after[pair], 0);
+	assert_int_equal(after[pair + 1], 1);
+	free(now);
+	free(mirror);
+	free(buf);
+}
+
+/* An io over the POSIX one whose in-kernel copy fails after its first
+ * call: the move must fall back to copying through memory, over the part
+ * the kernel already copied. */
+struct flaky_io {
+	struct vhd_io io;
+	struct vhd_io *in;
+	int copies;
+};
+
+#define IN(io) (((struct flaky_io *)(io))->in)
+static ssize_t fl_pread(struct vhd_io *io, void *b, size_t l, uint64_t o) { return IN(io)->ops->pread(IN(io), b, l, o); }
+static ssize_t fl_pwrite(struct vhd_io *io, const void *b, size_t l, uint64_t o) { return IN(io)->ops->pwrite(IN(io), b, l, o); }
+static int fl_flush(struct vhd_io *io) { return IN(io)->ops->flush(IN(io)); }
+static int fl_size(struct vhd_io *io, uint64_t *s) { return IN(io)->ops->get_size(IN(io), s); }
+static int fl_truncate(struct vhd_io *io, uint64_t s) { return IN(io)->ops->truncate(IN(io), s); }
+static int fl_punch(struct vhd_io *io, uint64_t o, uint64_t l) { return IN(io)->ops->punch(IN(io), o, l); }
+static int fl_next_data(struct vhd_io *io, uint64_t o, uint64_t *d, uint64_t *e) { return IN(io)->ops->next_data(IN(io), o, d, e); }
+static int fl_identity(struct vhd_io *io, uint64_t *d, uint64_t *i) { return IN(io)->ops->identity(IN(io), d, i); }
+static void fl_close(struct vhd_io *io) { IN(io)->ops->close(IN(io)); free(io); }
+
+static ssize_t fl_copy(struct vhd_io *io, uint64_t src, uint64_t dst, size_t len)
+{
+	if (((struct flaky_io *)io)->copies++ > 0)
+		return -EXDEV;
+	return IN(io)->ops->copy(IN(io), src, dst, len);
+}
+
+static const struct vhd_io_ops flaky_ops = {
+	.pread = fl_pread, .pwrite = fl_pwrite, .flush = fl_flush,
+	.get_size = fl_size, .truncate = fl_truncate, .close = fl_close,
+	.punch = fl_punch, .next_data = fl_next_data, .identity = fl_identity,
+	.copy = fl_copy,
+};
+
+static int fl_open(const struct vhd_io_factory *f, const char *path,
+		   unsigned flags, struct vhd_io **out)
+{
+	struct flaky_io *x = calloc(1, sizeof(*x));
+	int rc;
+
+	if (!x)
+		return -ENOMEM;
+	rc = vhd_io_posix()->open(vhd_io_posix(), path, flags, &x->in);
+	if (rc < 0) {
+		free(x);
+		return rc;
+	}
+	assert_non_null(x->in->ops->copy);	/* the POSIX io copies in the kernel */
+	x->io.ops = &flaky_ops;
+	*out = &x->io;
+	return 0;
+}
+
+static void test_realign_copy_fails(void **s)
+{
+	static const struct vhd_io_factory flaky = { .open = fl_open };
+	struct vhd_open_opts o = { .io = &flaky };
+	char img[300], base[300];
+	int before[NBLOCKS], after[NBLOCKS];
+	uint8_t buf[4096], *mirror, *now;
+	uint64_t rng = 13;
+	vhd_disk *d;
+
+	BLOCK = 512u << 10;
+	build(false, img, base);
+	placement(img, before);
+	mirror = content(img, NULL);
+	assert_int_equal(vhd_open(img, VHD_OPEN_RDWR | VHD_OPEN_REALIGN, &o, &d), 0);
+	for (uint32_t b = 0; b < NBLOCKS; b++) {
+		uint64_t off = (uint64_t)b * BLOCK + 4096 * b + 512;
+		model_fill_random(buf, sizeof(buf), &rng);
+		memcpy(mirror + off, buf, sizeof(buf));
+		assert_int_equal(vhd_pwrite(d, buf, sizeof(buf), off), 4096);
+	}
+	assert_int_equal(vhd_close(d), 0);
+	assert_clean(img, NULL);
+	now = content(img, NULL);
+	assert_memory_equal(now, mirror, SIZE);
+	placement(img, after);
+	for (uint32_t b = 0; b < NBLOCKS; b++)
+		if (after[b] != 0)
+			fail_msg("block %u (was %d) is still misaligned", b, before[b]);
+	free(now);
+	free(mirror);
+}
+
 /* A last block that stops short in the file (at the end of the disk)
  * moves like any other, and moving goes on after it. */
 static void test_realign_short_tail(void **s)
@@ -559,6 +704,8 @@ int main(void)
 		cmocka_unit_test(test_realign_dynamic),
 		cmocka_unit_test(test_realign_diff),
 		cmocka_unit_test(test_realign_off),
+		cmocka_unit_test(test_realign_rule),
+		cmocka_unit_test(test_realign_copy_fails),
 		cmocka_unit_test(test_realign_cuts_dynamic),
 		cmocka_unit_test(test_realign_cuts_diff),
 		cmocka_unit_test(test_realign_short_tail),	/* last: sets CUT, LEAD */
