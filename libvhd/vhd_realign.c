@@ -23,6 +23,7 @@
  *
  * Aligned blocks never move, so their I/O never waits for the move lock.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,10 +94,8 @@ static int copy_in_kernel(vhd_disk *d, uint64_t from, uint64_t span, uint64_t to
 			if (n > data_end - p)
 				n = data_end - p;
 			got = ops->copy(d->io, p, dst, n);
-			if (got < 0)
-				return (int)got;
-			if (got == 0)		/* end of file: the rest reads zeros */
-				return 0;
+			if (got <= 0)	/* (0: end of file inside a data run) */
+				return got < 0 ? (int)got : -EIO;
 			p += (uint64_t)got;
 		}
 		at = data_end;
