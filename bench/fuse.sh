@@ -81,7 +81,7 @@ for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
         IFS=: read -r _ _ _ _ _ _ ENGINE DIRECT <<<"$spec"
         set_job "${spec%:*:*}"
         export ENGINE DIRECT INVALIDATE=1
-        for t in $TARGETS; do
+        for t in $(rotated "$run" $TARGETS); do
             # local-raw: never drop the raw file's page cache (the buffered job is
             # the memory-speed reference, and nbdkit-raw reads the same file)
             [[ $t == local-raw ]] && INVALIDATE=0

@@ -304,3 +304,12 @@ set_job() {
 
 # TSV header used by all NBD/FUSE results files
 TSV_HDR=$'bench\tphase\ttarget\tjob\trun\tiops\tMBps\tp99_us\tmean_us\truntime_s\tsrv_cpu_s'
+
+# rotated RUN WORD...: the words rotated left by RUN-1, so that within a
+# repetition no target always runs right after the same other one (a
+# server's leftovers -- dirty pages, writeback -- land on the next).
+rotated() {
+    local n=$1; shift
+    local a=("$@") k=$(( (n - 1) % $# ))
+    echo "${a[@]:k}" "${a[@]:0:k}"
+}

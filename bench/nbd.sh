@@ -144,7 +144,7 @@ for phase in $PHASES; do
         read)
             restore_images
             for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
-                for spec in $READ_JOBS; do for t in $TARGETS; do
+                for spec in $READ_JOBS; do for t in $(rotated "$run" $TARGETS); do
                     measure read "$t" "$spec" "$run"
                 done; done
             done;;
@@ -152,13 +152,13 @@ for phase in $PHASES; do
             [[ " $PHASES " == *" read "* ]] || restore_images
             precondition
             for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
-                for spec in $WRITE_JOBS; do for t in $TARGETS; do
+                for spec in $WRITE_JOBS; do for t in $(rotated "$run" $TARGETS); do
                     measure overwrite "$t" "$spec" "$run"
                 done; done
             done;;
         alloc)
             for run in $(seq $((r0 + 1)) $((r0 + RUNS))); do
-                for spec in $ALLOC_JOBS; do for t in $TARGETS; do
+                for spec in $ALLOC_JOBS; do for t in $(rotated "$run" $TARGETS); do
                     [[ $t == local-* && $t != local-direct ]] && continue
                     img=$(fresh_empty "$t")
                     measure alloc "$t" "$spec" "$run" "$img"
