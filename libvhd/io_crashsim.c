@@ -54,7 +54,8 @@ struct vhd_crashsim {
 	uint64_t writes;
 	uint64_t cut_at;	/* 0 = disarmed */
 	int crashed;
-	int punch;		/* files opened from now on can punch holes */
+	struct vhd_io_ops ops;	/* every file's: punch and copy only once
+				 * allowed */
 };
 
 struct cs_io {
@@ -335,23 +336,28 @@ static void cs_close(struct vhd_io *io)
 	free(c);
 }
 
+/* copy_file_range within the file: one pending write of what reads see at
+ * @src (one write point, torn per sector like any other). */
+static ssize_t cs_copy(struct vhd_io *io, uint64_t src, uint64_t dst, size_t len)
+{
+	uint8_t *buf = malloc(len ? len : 1);
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	n = cs_pread(io, buf, len, src);
+	if (n > 0)
+		n = cs_pwrite(io, buf, (size_t)n, dst);
+	free(buf);
+	return n;
+}
+
 static const struct vhd_io_ops cs_ops = {
 	.pread = cs_pread,
 	.pwrite = cs_pwrite,
 	.flush = cs_flush,
 	.get_size = cs_get_size,
 	.truncate = cs_truncate,
-	.close = cs_close,
-	.identity = cs_identity,
-};
-
-static const struct vhd_io_ops cs_ops_punch = {
-	.pread = cs_pread,
-	.pwrite = cs_pwrite,
-	.flush = cs_flush,
-	.get_size = cs_get_size,
-	.truncate = cs_truncate,
-	.punch = cs_punch,
 	.close = cs_close,
 	.identity = cs_identity,
 };
@@ -385,7 +391,7 @@ static int cs_open(const struct vhd_io_factory *fac, const char *path,
 		rc = -ENOMEM;
 		goto out;
 	}
-	c->base.ops = cs->punch ? &cs_ops_punch : &cs_ops;
+	c->base.ops = &cs->ops;
 	c->cs = cs;
 	c->f = f;
 	c->writable = !!(flags & (VHD_IO_RDWR | VHD_IO_CREATE));
@@ -425,12 +431,18 @@ struct vhd_crashsim *vhd_crashsim_new(uint64_t seed)
 	cs->factory.remove = cs_remove;
 	pthread_mutex_init(&cs->lock, NULL);
 	cs->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
+	cs->ops = cs_ops;
 	return cs;
 }
 
 void vhd_crashsim_allow_punch(struct vhd_crashsim *cs)
 {
-	cs->punch = 1;
+	cs->ops.punch = cs_punch;
+}
+
+void vhd_crashsim_allow_copy(struct vhd_crashsim *cs)
+{
+	cs->ops.copy = cs_copy;
 }
 
 void vhd_crashsim_free(struct vhd_crashsim *cs)

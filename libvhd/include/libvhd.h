@@ -154,8 +154,11 @@ struct vhd_crashsim;
 VHD_API struct vhd_crashsim *vhd_crashsim_new(uint64_t seed);
 VHD_API void vhd_crashsim_free(struct vhd_crashsim *cs);
 VHD_API const struct vhd_io_factory *vhd_crashsim_factory(struct vhd_crashsim *cs);
-/** Files opened after this can punch holes (a pending write of zeros). */
+/** From now on the simulator's files can punch holes (a pending write of
+ *  zeros), and copy within a file (copy_file_range: a pending write of what
+ *  reads see at the source); without these calls they offer neither op. */
 VHD_API void vhd_crashsim_allow_punch(struct vhd_crashsim *cs);
+VHD_API void vhd_crashsim_allow_copy(struct vhd_crashsim *cs);
 /** Load a host file (or a buffer) into the simulator as durable content. */
 VHD_API int vhd_crashsim_load(struct vhd_crashsim *cs, const char *path,
 			      const char *host_path);

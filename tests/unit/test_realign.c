@@ -15,8 +15,10 @@
  *  - the move falls back to copying through memory when the kernel's copy
  *    fails part way;
  *  - crash cuts at every write point of a workload that moves blocks, with
- *    flushes in between: every crash image checks clean and holds every
- *    flushed write (model_check_crash), then takes writes again.
+ *    flushes in between, with the copy through memory and with the
+ *    simulator's copy op (copy_in_kernel's path): every crash image checks
+ *    clean and holds every flushed write (model_check_crash), then takes
+ *    writes again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -585,13 +587,17 @@ static void test_realign_short_tail(void **s)
 	CUT = LEAD = 0;
 }
 
-/* Crash cuts: load @img (and @base) into a simulator that can punch. */
+/* Crash cuts: load @img (and @base) into a simulator that can punch, and
+ * copy within a file when @kernel (the moves then take copy_in_kernel's
+ * path; without, the copy through memory). */
 static struct vhd_crashsim *sim_of(const char *img, const char *base, bool diff,
-				   uint64_t seed)
+				   bool kernel, uint64_t seed)
 {
 	struct vhd_crashsim *sim = vhd_crashsim_new(seed);
 
 	vhd_crashsim_allow_punch(sim);
+	if (kernel)
+		vhd_crashsim_allow_copy(sim);
 	assert_int_equal(vhd_crashsim_load(sim, img, img), 0);
 	if (diff)
 		assert_int_equal(vhd_crashsim_load(sim, base, base), 0);
@@ -623,7 +629,7 @@ static bool workload(vhd_disk *d, struct model *m)
 	return false;
 }
 
-static void realign_cuts(bool diff)
+static void realign_cuts(bool diff, bool kernel)
 {
 	char img[300], base[300], host[400];
 	uint8_t *initial;
@@ -632,7 +638,7 @@ static void realign_cuts(bool diff)
 	build(diff, img, base);
 	initial = content(img, NULL);
 	{	/* count the write points */
-		struct vhd_crashsim *sim = sim_of(img, base, diff, 1);
+		struct vhd_crashsim *sim = sim_of(img, base, diff, kernel, 1);
 		struct vhd_open_opts o = { .io = vhd_crashsim_factory(sim) };
 		struct model m;
 		vhd_disk *d;
@@ -649,7 +655,7 @@ static void realign_cuts(bool diff)
 		uint64_t cut = run / 3 + 1;
 		unsigned keep = run % 3 == 0 ? 0 : run % 3 == 1 ? 100 :
 				(unsigned)(cut * 37 % 101);
-		struct vhd_crashsim *sim = sim_of(img, base, diff, run + 1), *after;
+		struct vhd_crashsim *sim = sim_of(img, base, diff, kernel, run + 1), *after;
 		struct vhd_open_opts o = { .io = vhd_crashsim_factory(sim) }, a;
 		struct model m;
 		uint64_t bad;
@@ -695,8 +701,10 @@ static void realign_cuts(bool diff)
 	free(initial);
 }
 
-static void test_realign_cuts_dynamic(void **s) { BLOCK = 64u << 10; realign_cuts(false); }
-static void test_realign_cuts_diff(void **s) { BLOCK = 64u << 10; realign_cuts(true); }
+static void test_realign_cuts_dynamic(void **s) { BLOCK = 64u << 10; realign_cuts(false, false); }
+static void test_realign_cuts_diff(void **s) { BLOCK = 64u << 10; realign_cuts(true, false); }
+static void test_realign_cuts_dynamic_kcopy(void **s) { BLOCK = 64u << 10; realign_cuts(false, true); }
+static void test_realign_cuts_diff_kcopy(void **s) { BLOCK = 64u << 10; realign_cuts(true, true); }
 
 int main(void)
 {
@@ -708,6 +716,8 @@ int main(void)
 		cmocka_unit_test(test_realign_copy_fails),
 		cmocka_unit_test(test_realign_cuts_dynamic),
 		cmocka_unit_test(test_realign_cuts_diff),
+		cmocka_unit_test(test_realign_cuts_dynamic_kcopy),
+		cmocka_unit_test(test_realign_cuts_diff_kcopy),
 		cmocka_unit_test(test_realign_short_tail),	/* last: sets CUT, LEAD */
 	};
 
