@@ -24,11 +24,6 @@
 #include "disk.h"
 #include "io.h"
 
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	return len == 0 || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
-}
-
 int compact_classify(vhd_disk *d, uint64_t off, uint32_t len, uint8_t *buf,
 		     uint8_t *pbuf, enum compact_verdict *out)
 {
@@ -42,7 +37,7 @@ int compact_classify(vhd_disk *d, uint64_t off, uint32_t len, uint8_t *buf,
 		return rc;
 	if (!memcmp(buf, pbuf, len))
 		*out = COMPACT_DROP;
-	else if (all_zero(buf, len))
+	else if (bytes_all_zero(buf, len))
 		*out = COMPACT_ZERO;
 	else
 		*out = COMPACT_KEEP;

@@ -51,11 +51,6 @@ struct copy_job {
 	int error;		/* first failure; stops everyone */
 };
 
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	return len == 0 || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
-}
-
 /* The next run of @buf to write at or after *@pos: all of it without
  * sparse_zeros, else the next non-zero run at the zero granularity.  False
  * when none is left. */
@@ -69,12 +64,12 @@ static bool next_run(const struct copy_job *j, const uint8_t *buf, uint32_t len,
 		*end = *pos = len;
 		return p < len;
 	}
-	while (p < len && all_zero(buf + p, len - p < g ? len - p : g))
+	while (p < len && bytes_all_zero(buf + p, len - p < g ? len - p : g))
 		p += g;
 	if (p >= len)
 		return false;
 	*start = p;
-	while (p < len && !all_zero(buf + p, len - p < g ? len - p : g))
+	while (p < len && !bytes_all_zero(buf + p, len - p < g ? len - p : g))
 		p += g;
 	*end = *pos = p < len ? p : len;
 	return true;

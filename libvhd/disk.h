@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "libvhd.h"
 
@@ -215,6 +216,12 @@ int disk_open_layer(const char *path, unsigned flags, struct chain_ctx *ctx,
 
 /* Sniff the format of an opened file. */
 int disk_detect_format(struct vhd_io *io, enum vhd_format *fmt);
+
+/* Whether the @len bytes at @p are all zero. */
+static inline bool bytes_all_zero(const uint8_t *p, size_t len)
+{
+	return len == 0 || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
+}
 
 static inline const struct vhd_io_factory *opts_io(const struct vhd_open_opts *o)
 {

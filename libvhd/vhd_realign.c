@@ -25,17 +25,11 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "io.h"
 #include "vhd_image.h"
 
 #define COPY_CHUNK (64u << 10)
-
-static bool zero_page(const uint8_t *p)
-{
-	return p[0] == 0 && !memcmp(p, p + 1, 4095);
-}
 
 /* Write the copy of a block (bitmap, then the data, which starts on a page
  * boundary and is whole pages long) at @pos, in runs of at most 64 KiB,
@@ -52,7 +46,7 @@ static int write_copy(vhd_disk *d, const uint8_t *buf, uint64_t pos)
 	int rc = io_write_full(d->io, buf, v->bitmap_size, pos);
 
 	for (uint64_t at = pos + v->bitmap_size; rc == 0 && at <= end; at += 4096) {
-		bool zero = at == end || zero_page(buf + (at - pos));
+		bool zero = at == end || bytes_all_zero(buf + (at - pos), 4096);
 		if (run && (zero || at - run == COPY_CHUNK)) {
 			rc = io_write_full(d->io, buf + (run - pos), at - run, run);
 			run = 0;
